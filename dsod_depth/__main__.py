@@ -1,0 +1,3 @@
+from dsod_depth.cli import main
+
+raise SystemExit(main())
