@@ -1,0 +1,1 @@
+"""Training and evaluation engine: checkpoints, logging, the training loop, distributed set-up."""
