@@ -38,7 +38,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", required=True, help="ground truth, COCO annotation JSON")
     p.add_argument("--det", required=True, help="detections, COCO results JSON list")
     p.add_argument("--metric", required=True, choices=["voc07", "voc12", "coco"])
-    p.add_argument("--iou", type=float, default=0.5, help="IoU threshold for voc07/voc12 (default 0.5)")
+    p.add_argument(
+        "--iou", type=float, default=None, help="IoU threshold for voc07/voc12 (default 0.5); not for coco"
+    )
     p.add_argument("--json", dest="json_out", default=None, help="write the metrics to this JSON file")
     p.set_defaults(run=_run_evaluate)
 
