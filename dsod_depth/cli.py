@@ -26,6 +26,38 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USER_ERROR)
 
 
+# --------------------------------------------------------------------------- prepare
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    from dsod_depth.data.prepare import PREPARERS, add_common_arguments
+
+    p = sub.add_parser(
+        "prepare",
+        help="convert a dataset into the prepared HDF5 store (resumable, atomic)",
+        description="Convert a dataset into the prepared HDF5 store read by training and evaluation. "
+        "Rerunning the same command resumes an interrupted preparation.",
+    )
+    datasets = p.add_subparsers(dest="dataset", metavar="<dataset>")
+    datasets.required = True
+    for name in PREPARERS.list():
+        preparer = PREPARERS.get(name)
+        dp = datasets.add_parser(name, help=preparer.help, description=preparer.help)
+        add_common_arguments(dp)
+        preparer.add_arguments(dp)
+        dp.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from dsod_depth.data.prepare import PREPARERS
+
+    files = PREPARERS.get(args.dataset).run(args)
+    for split, path in files.items():
+        print(f"{split}: {path}")
+    print(f"prepared store ready in {args.out}")
+    return 0
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
@@ -56,11 +88,135 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train / eval
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one detector run (or resume one)",
+        description="Train one run from an experiment config; `train --resume RUN_DIR` continues a run "
+        "from its last checkpoint. Works unchanged under torchrun (DDP).",
+    )
+    p.add_argument("config", nargs="?", help="experiment config YAML (experiments/configs/...)")
+    p.add_argument("--data", help="prepared store folder (overrides data.store)")
+    p.add_argument("--out", help="run directory to create (default runs/<config name>)")
+    p.add_argument("--iters", type=int, help="optimiser steps (overrides train.iters)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (train.checkpoint_every)")
+    p.add_argument("--seed", type=int, help="seed of init, data order and augmentation (train.seed)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set optim.lr=0.05 (repeatable)")  # fmt: skip
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from checkpoints/last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dsod_depth.config import load_config
+
+    if args.resume:
+        if args.config or args.data or args.out or args.iters or args.seed is not None or args.overrides:
+            raise KitError("--resume takes only the run directory: its config.yaml fixes every setting")
+        run_dir = Path(args.resume)
+        config = load_config(run_dir / "config.yaml")
+    else:
+        if not args.config:
+            raise KitError("give a config YAML (e.g. experiments/configs/synthrooms/rgb_scratch.yaml)")
+        overrides = list(args.overrides)
+        for key, value in (("data.store", args.data), ("train.iters", args.iters),
+                           ("train.checkpoint_every", args.checkpoint_every), ("train.seed", args.seed)):
+            if value is not None:
+                overrides.append(f"{key}={value}")
+        config = load_config(args.config, overrides)
+        run_dir = Path(args.out) if args.out else Path("runs") / config.name
+    from dsod_depth.engine.trainer import train
+
+    state = train(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    best = f", best {state.best_map:.4f} at step {state.best_step}" if state.best_step >= 0 else ""
+    print(f"trained {state.step} steps into {run_dir}{best}")
+    return 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a trained run or checkpoint on a split",
+        description="Run a trained detector over a split; write eval/<split>/detections.json (COCO "
+        "results), gt.json and metrics.json in the run directory and print the per-class table.",
+    )
+    p.add_argument("target", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--data", help="prepared store (default: the one the run was trained on)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--metric", choices=["voc07", "voc12", "coco"], help="default: the run's eval_metric")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from dsod_depth.engine.evaluator import evaluate_checkpoint
+    from dsod_depth.evaluation import format_table
+
+    metrics, out_dir = evaluate_checkpoint(
+        args.target, store=args.data, split=args.split, metric=args.metric, device=args.device,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    print(format_table(metrics))
+    print(f"detections and metrics written to {out_dir}")
+    return 0
+
+
+# --------------------------------------------------------------------------- hha
+
+
+def _add_hha(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "hha",
+        help="encode one depth image (16-bit PNG or .npy) to HHA",
+        description=(
+            "Encode a depth image to HHA (disparity, height above ground, angle with gravity; "
+            "Gupta et al. 2014), identical to the original MATLAB code. Writes an 8-bit RGB PNG "
+            "with R, G, B = disparity, height, angle."
+        ),
+    )
+    p.add_argument("depth", help="filled depth: 16-bit PNG or 2-D .npy (metres = value / S)")
+    p.add_argument("--raw", default=None, help="raw depth with 0 at missing pixels (default: DEPTH)")
+    p.add_argument(
+        "--depth-scale", type=float, required=True, metavar="S", help="stored units per metre (1000 for mm)"
+    )
+    p.add_argument(
+        "--camera", required=True, help="'nyu' or FX,FY,CX,CY in pixels with a 0-based principal point"
+    )
+    p.add_argument("--out", required=True, help="output PNG")
+    p.set_defaults(run=_run_hha)
+
+
+def _run_hha(args: argparse.Namespace) -> int:
+    from dsod_depth.data.depth_io import read_depth, save_png_atomic
+    from dsod_depth.encoders import hha_image
+    from dsod_depth.geometry import Intrinsics
+
+    camera = Intrinsics.parse(args.camera)
+    depth = read_depth(args.depth, args.depth_scale)
+    raw = read_depth(args.raw, args.depth_scale) if args.raw else None
+    image = hha_image(depth, raw, camera)
+    save_png_atomic(args.out, image)
+    height, width = image.shape[:2]
+    print(f"HHA {width}x{height} written to {args.out} (R, G, B = disparity, height, angle)")
+    return 0
+
+
 # --------------------------------------------------------------------------- commands
 
 # Each entry adds one sub-command. Keep the order the README lists them in.
 _COMMANDS = [
+    _add_prepare,
+    _add_train,
+    _add_eval,
     _add_evaluate,
+    _add_hha,
 ]
 
 

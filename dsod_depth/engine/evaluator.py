@@ -1,0 +1,167 @@
+"""Running a detector over a split and scoring it: COCO-format files plus VOC/COCO metrics.
+
+``evaluate`` writes ``<out>/gt.json`` (COCO annotations of the split, with ``difficult``),
+``<out>/detections.json`` (COCO results list) and ``<out>/metrics.json``, and scores the files
+with :func:`dsod_depth.evaluation.evaluate_files` — the very code path of ``dsod-depth evaluate``,
+so a run's metrics can always be recomputed from its files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dsod_depth.data.loader import DetectionDataset, collate
+from dsod_depth.detection.postprocess import postprocess
+from dsod_depth.errors import KitError
+from dsod_depth.evaluation import evaluate_files, write_json_atomic
+
+
+def ground_truth_json(dataset: DetectionDataset) -> dict[str, Any]:
+    """COCO annotation dict of a split: one image per frame (id = image_id), boxes in stored pixels."""
+    images, annotations = [], []
+    for index in range(len(dataset)):
+        image_id = dataset.samples.image_ids[index]
+        height, width = (int(v) for v in dataset.samples.sizes[index])
+        images.append({"id": image_id, "width": width, "height": height})
+        boxes, labels, difficult = dataset.samples.annotations(index)
+        for box, label, diff in zip(boxes.tolist(), labels.tolist(), difficult.tolist()):
+            x1, y1, x2, y2 = box
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": int(label) + 1,
+                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
+                "iscrowd": 0, "difficult": int(diff),
+            })  # fmt: skip
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(dataset.class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    dataset: DetectionDataset,
+    *,
+    device: torch.device,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = True,
+    **postprocess_options,
+) -> list[dict[str, Any]]:
+    """Detections of every frame as a COCO results list (boxes in the stored frame's pixels)."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+    priors = model.priors.to(device)
+    results: list[dict[str, Any]] = []
+    for images, targets in tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False):
+        images = images.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loc, conf = model(images)
+        for det, target in zip(postprocess(loc, conf, priors, **postprocess_options), targets):
+            height, width = (int(v) for v in target["orig_size"])
+            scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+            # Boxes leave the network normalised and unclipped; clip to the frame like the SSD
+            # evaluation scripts before writing pixel boxes.
+            boxes = (det["boxes"].cpu() * scale).clamp(min=0)
+            boxes = torch.minimum(boxes, scale)
+            for box, score, label in zip(boxes.tolist(), det["scores"].tolist(), det["labels"].tolist()):
+                x1, y1, x2, y2 = box
+                if x2 <= x1 or y2 <= y1:
+                    continue
+                results.append({
+                    "image_id": target["image_id"], "category_id": int(label) + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score),
+                })  # fmt: skip
+    return results
+
+
+def evaluate(
+    model: torch.nn.Module,
+    dataset: DetectionDataset,
+    out_dir: str | Path,
+    *,
+    metric: str = "voc07",
+    device: torch.device,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    amp_dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Predict on ``dataset``; write gt.json, detections.json and metrics.json under ``out_dir``."""
+    out_dir = Path(out_dir)
+    detections = predict(
+        model, dataset, device=device, batch_size=batch_size, num_workers=num_workers,
+        amp_dtype=amp_dtype, progress=progress,
+    )  # fmt: skip
+    write_json_atomic(out_dir / "gt.json", ground_truth_json(dataset))
+    write_json_atomic(out_dir / "detections.json", detections)
+    metrics = evaluate_files(out_dir / "gt.json", out_dir / "detections.json", metric=metric)
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
+    """(checkpoint file, run directory) for a run directory or a checkpoint file inside one."""
+    path = Path(path)
+    if path.is_dir():
+        ckpt = path / "checkpoints" / "last.pt"
+        if not ckpt.is_file():
+            raise KitError(
+                f"{path} has no checkpoints/last.pt; pass a run directory written by `dsod-depth train`"
+            )
+        return ckpt, path
+    if not path.is_file():
+        raise KitError(f"{path} not found; pass a run directory or a checkpoint file")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path, run_dir
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    *,
+    store: str | None = None,
+    split: str = "test",
+    metric: str | None = None,
+    device: str = "auto",
+    batch_size: int = 8,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """Evaluate a trained detector; returns (metrics, folder with gt/detections/metrics JSON)."""
+    import dataclasses
+
+    from dsod_depth.config import from_dict
+    from dsod_depth.engine.checkpoint import load_checkpoint
+    from dsod_depth.engine.model_setup import build_model_for
+    from dsod_depth.engine.trainer import select_device
+
+    ckpt_path, run_dir = resolve_checkpoint(path)
+    checkpoint = load_checkpoint(ckpt_path)
+    if "config" not in checkpoint:
+        raise KitError(f"{ckpt_path} has no config; it was not written by `dsod-depth train`")
+    config = from_dict(checkpoint["config"], source=f"{ckpt_path} (stored config)")
+    # Weights come from the checkpoint: build the bare architecture, never reload ImageNet files.
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, init="scratch"))
+    dataset = DetectionDataset(
+        store or config.data.store, split, config.data.modality, config.data.input_size, train=False
+    )
+    if list(dataset.class_names) != list(checkpoint.get("class_names", dataset.class_names)):
+        raise KitError(
+            f"the store's classes differ from those {ckpt_path} was trained on; pass the right --data"
+        )
+    model = build_model_for(config, dataset)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as err:
+        raise KitError(f"{ckpt_path}: weights do not fit the model ({str(err).splitlines()[0]})") from None
+    dev = select_device(device)
+    out_dir = run_dir / "eval" / split
+    metrics = evaluate(
+        model.to(dev), dataset, out_dir, metric=metric or config.train.eval_metric, device=dev,
+        batch_size=batch_size, num_workers=num_workers, progress=progress,
+    )  # fmt: skip
+    return metrics, out_dir

@@ -1,0 +1,321 @@
+"""The training loop: ``train`` builds a :class:`Trainer`, whose ``run`` repeats ``train_step`` and
+calls ``evaluate`` periodically — a plain loop counted in optimiser steps (the official recipe is
+given in iterations, not epochs).
+
+One optimiser step consumes ``accumulate`` micro-batches of ``batch_size`` images on every rank
+(effective batch = batch_size · accumulate · world size, REFERENCE §1 uses 128). The order of
+images is a function of (seed, epoch) alone and the augmentation of an image a function of (seed,
+epoch, index) alone (:class:`~dsod_depth.data.loader.DetectionDataset`), so a run resumed from a
+checkpoint replays exactly the batches the uninterrupted run would have seen; with the model,
+optimiser, scaler and RNG states restored, the result is bit-identical on CPU.
+
+Run directory (DESIGN "File formats"): ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt``,
+``checkpoints/best.pt``, ``eval/<split>/{gt,detections,metrics}.json``, ``tensorboard/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from dsod_depth.config import ExperimentConfig, dump_config, to_dict
+from dsod_depth.data.loader import DetectionDataset, collate, worker_init_fn
+from dsod_depth.detection.loss import MultiBoxLoss
+from dsod_depth.engine import distributed as dist_utils
+from dsod_depth.engine.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from dsod_depth.engine.evaluator import evaluate
+from dsod_depth.engine.logging import MetricsLogger
+from dsod_depth.engine.model_setup import build_model_for, optimiser_for
+from dsod_depth.engine.schedule import lr_factor
+from dsod_depth.errors import KitError
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimiser steps done
+    best_map: float = -1.0
+    best_step: int = -1
+
+
+def select_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise KitError("train.device is cuda but no CUDA device is visible; use train.device=cpu or auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def amp_dtype_for(config: ExperimentConfig, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype, only on CUDA (CPU runs stay float32 so that they are exactly reproducible)."""
+    if config.train.amp == "off" or device.type != "cuda":
+        return None
+    return torch.bfloat16 if config.train.amp == "bf16" else torch.float16
+
+
+def micro_batches(
+    dataset: DetectionDataset,
+    *,
+    batch_size: int,
+    seed: int,
+    start: int,
+    info: dist_utils.DistInfo,
+    num_workers: int,
+) -> Iterator[tuple[torch.Tensor, list[dict[str, Any]]]]:
+    """Endless stream of this rank's micro-batches, starting after ``start`` micro-batches.
+
+    Epoch e visits a permutation drawn from (seed, e); rank r takes every world-size-th image of
+    it; incomplete last batches are dropped so every rank does the same number of steps.
+    """
+    per_rank = len(dataset) // info.world_size
+    per_epoch = per_rank // batch_size
+    if per_epoch == 0:
+        raise KitError(
+            f"the training split has {len(dataset)} images, fewer than one batch of {batch_size} per rank; "
+            "lower train.batch_size"
+        )
+    epoch, offset = divmod(start, per_epoch)
+    while True:
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        mine = order[info.rank :: info.world_size][: per_epoch * batch_size].view(per_epoch, batch_size)
+        batches = mine[offset:].tolist()
+        dataset.set_epoch(epoch)
+        loader = DataLoader(
+            dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=collate,
+            worker_init_fn=worker_init_fn, pin_memory=torch.cuda.is_available(),
+        )  # fmt: skip
+        yield from loader
+        epoch, offset = epoch + 1, 0
+
+
+class Trainer:
+    """Holds what a run needs; :meth:`run` is the loop. Built by :func:`train`."""
+
+    def __init__(self, config: ExperimentConfig, run_dir: Path, *, progress: bool = True) -> None:
+        self.config, self.run_dir, self.progress = config, run_dir, progress
+        self.device = select_device(config.train.device)
+        self.info = dist_utils.init_distributed(self.device.type)
+        if self.device.type == "cuda" and self.info.enabled:
+            self.device = torch.device("cuda", self.info.local_rank)
+        self.amp_dtype = amp_dtype_for(config, self.device)
+        torch.manual_seed(config.train.seed)
+        data = config.data
+        self.train_set = DetectionDataset(
+            data.store,
+            data.train_split,
+            data.modality,
+            data.input_size,
+            train=data.augment,
+            seed=config.train.seed,
+        )
+        self.test_set = DetectionDataset(
+            data.store, data.test_split, data.modality, data.input_size, train=False
+        )
+        self.model = build_model_for(config, self.train_set).to(self.device)
+        if config.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if config.train.sync_bn and self.info.enabled:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.priors = self.model.priors.to(self.device)
+        self.net: torch.nn.Module = self.model
+        if self.info.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if config.train.compile:
+            self.net = torch.compile(self.net)
+        self.optimiser = optimiser_for(self.model, config.optim)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.criterion = MultiBoxLoss()
+        self.logger = MetricsLogger(run_dir, enabled=self.info.is_main)
+        self.state = TrainState()
+        self._saved_step = -1  # step of the newest checkpoint on disk, -1 = none
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.state.step,
+            "best_map": self.state.best_map,
+            "best_step": self.state.best_step,
+            "rng": capture_rng_state(),
+            "config": to_dict(self.config),
+            "class_names": list(self.train_set.class_names),
+            "in_channels": self.train_set.in_channels,
+            "modality": self.train_set.modality,
+            "kind": "detector",
+        }
+
+    def save(self, path: Path) -> None:
+        if self.info.is_main:
+            save_checkpoint(path, self.checkpoint_state())
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimiser.load_state_dict(checkpoint["optimiser"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.state = TrainState(checkpoint["step"], checkpoint["best_map"], checkpoint["best_step"])
+        restore_rng_state(checkpoint["rng"])
+        self.logger.truncate_after(self.state.step)
+
+    # ------------------------------------------------------------------ loop
+
+    def set_lr(self) -> float:
+        optim = self.config.optim
+        lr = optim.lr * lr_factor(self.state.step, optim, self.config.train.iters)
+        for group in self.optimiser.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def train_step(self, batches: Iterator) -> dict[str, float]:
+        """One optimiser step over ``accumulate`` micro-batches; returns the averaged losses."""
+        accumulate = self.config.optim.accumulate
+        self.net.train()
+        self.optimiser.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {"loss": 0.0, "loss_loc": 0.0, "loss_conf": 0.0, "num_pos": 0.0}
+        for micro in range(accumulate):
+            images, targets = next(batches)
+            images = images.to(self.device, non_blocking=True)
+            if self.config.train.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            sync = micro == accumulate - 1 or not self.info.enabled
+            context = self.net.no_sync() if not sync else contextlib.nullcontext()
+            with context:
+                with torch.autocast(
+                    self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
+                ):
+                    loc, conf = self.net(images)
+                losses = self.criterion(loc, conf, self.priors, targets)
+                self.check_finite(losses["loss"])
+                self.scaler.scale(losses["loss"] / accumulate).backward()
+            for key in totals:
+                totals[key] += float(losses[key].detach()) / accumulate
+        if self.config.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimiser)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.scaler.step(self.optimiser)
+        self.scaler.update()
+        return totals
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Stop the run (without saving the broken weights) when the loss is NaN or infinite."""
+        bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=self.device)
+        if self.info.enabled:
+            torch.distributed.all_reduce(bad)
+        if bad.item() > 0:
+            last = f"{self.last_path} (step {self._saved_step})" if self._saved_step >= 0 else "none yet"
+            raise KitError(
+                f"the loss became {float(loss.detach())} at step {self.state.step + 1}; stopped without "
+                f"saving. Last good checkpoint: {last}. Lower optim.lr, add optim.warmup_iters "
+                "or set optim.grad_clip"
+            )
+
+    def evaluate(self) -> dict[str, Any]:
+        split = self.config.data.test_split
+        metrics = evaluate(
+            self.model, self.test_set, self.run_dir / "eval" / split, metric=self.config.train.eval_metric,
+            device=self.device, batch_size=max(self.config.train.batch_size, 8), amp_dtype=self.amp_dtype,
+            progress=self.progress,
+        )  # fmt: skip
+        return metrics
+
+    def maybe_evaluate(self, final: bool) -> None:
+        every = self.config.train.eval_every
+        if not (final or (every > 0 and self.state.step % every == 0)):
+            return
+        if self.info.is_main:
+            metrics = self.evaluate()
+            record = {"step": self.state.step, f"eval/{metrics['metric']}_map": metrics["map"]}
+            self.logger.log(record)
+            if metrics["map"] > self.state.best_map:
+                self.state.best_map, self.state.best_step = metrics["map"], self.state.step
+                self.save(self.run_dir / "checkpoints" / "best.pt")
+        dist_utils.barrier(self.info)
+
+    def run(self, *, resume: bool = False) -> TrainState:
+        cfg = self.config.train
+        if resume:
+            self.restore(load_checkpoint(self.last_path))
+            self._saved_step = self.state.step
+        batches = micro_batches(
+            self.train_set, batch_size=cfg.batch_size, seed=cfg.seed,
+            start=self.state.step * self.config.optim.accumulate, info=self.info,
+            num_workers=self.config.data.num_workers,
+        )  # fmt: skip
+        bar = tqdm(total=cfg.iters, initial=self.state.step, desc="train", unit="step",
+                   disable=not (self.progress and self.info.is_main))  # fmt: skip
+        window_start, window_images = time.perf_counter(), 0
+        while self.state.step < cfg.iters:
+            lr = self.set_lr()
+            losses = self.train_step(batches)
+            self.state.step += 1
+            window_images += cfg.batch_size * self.config.optim.accumulate * self.info.world_size
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses['loss']:.3f}")
+            if self.state.step % cfg.log_every == 0 or self.state.step == cfg.iters:
+                losses = dist_utils.all_reduce_mean(losses, self.info, self.device)
+                elapsed = time.perf_counter() - window_start
+                self.logger.log({
+                    "step": self.state.step, **{k: round(v, 6) for k, v in losses.items()}, "lr": lr,
+                    "images_per_s": round(window_images / max(elapsed, 1e-9), 3),
+                })  # fmt: skip
+                window_start, window_images = time.perf_counter(), 0
+            final = self.state.step == cfg.iters
+            self.maybe_evaluate(final)
+            if final or self.state.step % cfg.checkpoint_every == 0:
+                self.save(self.last_path)
+                self._saved_step = self.state.step
+        bar.close()
+        self.logger.close()
+        return self.state
+
+
+def prepare_run_dir(config: ExperimentConfig, run_dir: Path) -> None:
+    """Create a fresh run directory with the resolved ``config.yaml`` (refuses to overwrite a run)."""
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        raise KitError(f"{run_dir} already holds a run; resume it with `dsod-depth train --resume {run_dir}` "
+                       "or choose another --out")  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+
+
+def train(
+    config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True
+) -> TrainState:
+    """Train one run into ``run_dir`` (fresh, or resumed from its ``checkpoints/last.pt``)."""
+    run_dir = Path(run_dir)
+    if not config.data.store:
+        raise KitError("no prepared store given: set data.store in the config or pass --data STORE")
+    if math.prod((config.train.batch_size, config.optim.accumulate, config.train.iters)) <= 0:
+        raise KitError("train.batch_size, optim.accumulate and train.iters must be positive")
+    info = dist_utils.DistInfo()
+    try:
+        if not resume and int(os.environ.get("RANK", "0")) == 0:
+            prepare_run_dir(config, run_dir)
+        trainer = Trainer(config, run_dir, progress=progress)
+        info = trainer.info
+        return trainer.run(resume=resume)
+    finally:
+        if info.enabled:
+            dist_utils.shutdown_distributed()
