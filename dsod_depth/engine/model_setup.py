@@ -9,21 +9,45 @@ import torch
 from dsod_depth.config import ExperimentConfig, OptimConfig
 from dsod_depth.data.loader import DetectionDataset
 from dsod_depth.errors import KitError
-from dsod_depth.models import build_detector, detector_options
+from dsod_depth.models import adapt_first_conv, build_detector, detector_options
 
 PRETRAINED_PREFIX = "pretrained:"
 
 
-def transfer_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+def transfer_weights(
+    model: torch.nn.Module,
+    state: dict[str, torch.Tensor],
+    *,
+    source_in_channels: int | None = None,
+    first_conv: str = "mean",
+) -> list[str]:
     """Copy every tensor of ``state`` whose name and shape match one of ``model``; returns the copied names.
 
-    Used for ``init: pretrained:PATH``: a detector trained on another modality or dataset keeps its
-    backbone and prediction layers where the shapes agree (a different class count leaves the
-    classifier heads, a different channel count the first convolution, at their initial values).
+    Used for ``init: pretrained:PATH``: a detector or backbone trained on another modality or dataset
+    gives its weights wherever the shapes agree (a different class count leaves the classifier heads
+    at their initial values). When the source read 3 channels (RGB, HHA) and the model reads another
+    number, input filters [out, 3, k, k] are adapted with :func:`~dsod_depth.models.adapt_first_conv`
+    (strategy ``first_conv``), as for ImageNet weights.
     """
     own = model.state_dict()
-    copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
-    model.load_state_dict({**own, **{k: state[k] for k in copied}})
+    target_in = getattr(model, "in_channels", None)
+    copied, update = [], {}
+    for key, value in state.items():
+        if key not in own:
+            continue
+        mine = own[key]
+        if mine.shape == value.shape:
+            update[key] = value
+        elif (
+            value.dim() == 4 and source_in_channels == 3 and value.shape[1] == 3 and target_in is not None
+            and mine.shape[1] == target_in and mine.shape[0] == value.shape[0]
+            and mine.shape[2:] == value.shape[2:]
+        ):  # fmt: skip
+            update[key] = adapt_first_conv(value, target_in, first_conv)
+        else:
+            continue
+        copied.append(key)
+    model.load_state_dict({**own, **update})
     return copied
 
 
@@ -52,8 +76,11 @@ def build_model_for(config: ExperimentConfig, dataset: DetectionDataset) -> torc
         mcfg.name, num_classes=dataset.num_classes, in_channels=dataset.in_channels, **options
     )
     if pretrained is not None:
-        state = load_checkpoint(pretrained)["model"]
-        copied = transfer_weights(model, state)
+        checkpoint = load_checkpoint(pretrained)
+        copied = transfer_weights(
+            model, checkpoint["model"], source_in_channels=checkpoint.get("in_channels"),
+            first_conv=mcfg.first_conv,
+        )  # fmt: skip
         if not copied:
             raise KitError(f"{pretrained}: no tensor matches model {mcfg.name!r} by name and shape")
     return model

@@ -1,0 +1,201 @@
+"""Classification pretraining of a detector's backbone on object crops from a prepared store.
+
+The offline stand-in for ImageNet pretraining, and a real tool for depth-domain pretraining: the
+detector named in the config is built, its ``features`` module (backbone + prediction structure)
+is trained to classify ground-truth object crops (global average pooling of every feature map →
+one linear layer), and the features are saved as a checkpoint that ``init: pretrained:PATH``
+loads into any detector of the same architecture (:func:`dsod_depth.engine.model_setup.transfer_weights`),
+for the same or another modality.
+
+Checkpoint (``<out>/checkpoints/last.pt``): ``model`` = the detector-shaped state dict of the
+features (keys ``features.*``), ``kind`` = ``"backbone"``, ``in_channels``, ``modality``,
+``class_names``, ``config``, ``accuracy`` (on the test split's crops), ``step``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
+
+from dsod_depth.config import ExperimentConfig, dump_config, to_dict
+from dsod_depth.data.loader import DetectionDataset
+from dsod_depth.engine.checkpoint import save_checkpoint
+from dsod_depth.engine.logging import MetricsLogger
+from dsod_depth.engine.schedule import lr_factor
+from dsod_depth.errors import KitError
+
+MIN_CROP_PIXELS = 8  # boxes smaller than this on either side carry too little signal to classify
+CONTEXT = 1.2  # crops take a margin of context around the box, as R-CNN-style classifiers do
+
+
+class ObjectCrops(Dataset):
+    """Every non-difficult ground-truth box of a split as a square crop of the modality's channels.
+
+    ``crops[i]`` → (image float32 [C, S, S] normalised with the store's statistics, label int).
+    Training crops jitter the box (±10 % shift and scale) and flip half of the time, drawing from a
+    generator seeded by (seed, epoch, i); evaluation crops are centred and unflipped.
+    """
+
+    def __init__(self, frames: DetectionDataset, crop_size: int, *, train: bool, seed: int = 0) -> None:
+        self.frames, self.crop_size, self.train, self.seed = frames, int(crop_size), train, int(seed)
+        self.items: list[tuple[int, int]] = []  # (frame index, box index)
+        self.labels: list[int] = []
+        for frame in range(len(frames)):
+            boxes, labels, difficult = frames.samples.annotations(frame)
+            for k in range(len(labels)):
+                w, h = boxes[k, 2] - boxes[k, 0], boxes[k, 3] - boxes[k, 1]
+                if not difficult[k] and min(w, h) >= MIN_CROP_PIXELS:
+                    self.items.append((frame, k))
+                    self.labels.append(int(labels[k]))
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        frame, k = self.items[i]
+        sample = self.frames.load(frame)  # unnormalised groups [C, H, W]
+        x1, y1, x2, y2 = sample.boxes[k].tolist()
+        cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * CONTEXT
+        flip = False
+        if self.train:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
+            jitter = torch.rand(4, generator=gen).tolist()
+            cx += (jitter[0] - 0.5) * 0.2 * side
+            cy += (jitter[1] - 0.5) * 0.2 * side
+            side *= 0.9 + 0.2 * jitter[2]
+            flip = jitter[3] < 0.5
+        top, left, size = round(cy - side / 2), round(cx - side / 2), max(round(side), 1)
+        parts = []
+        for group in self.frames.groups:
+            image = sample.images[group]
+            # RGB is interpolated; depth-like groups keep measured values (nearest), like the detector's
+            # augmentation. Pixels outside the frame are 0 (invalid depth / black).
+            mode = InterpolationMode.BILINEAR if group == "rgb" else InterpolationMode.NEAREST_EXACT
+            crop = TF.resized_crop(image.float(), top, left, size, size, [self.crop_size] * 2, mode)
+            mean, std = self.frames.mean[group][:, None, None], self.frames.std[group][:, None, None]
+            parts.append((crop - mean) / std)
+        out = torch.cat(parts, dim=0)
+        return (out.flip(-1) if flip else out), self.labels[i]
+
+
+class BackboneClassifier(nn.Module):
+    """features(images) → list of maps → global average pool of each, concatenated → linear → logits."""
+
+    def __init__(self, features: nn.Module, in_channels: int, num_classes: int, crop_size: int) -> None:
+        super().__init__()
+        self.features = features
+        with torch.no_grad():
+            was_training = features.training
+            features.eval()
+            maps = features(torch.zeros(1, in_channels, crop_size, crop_size))
+            features.train(was_training)
+        self.classifier = nn.Linear(sum(m.shape[1] for m in maps), num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        pooled = [F.adaptive_avg_pool2d(m, 1).flatten(1) for m in self.features(images)]  # each [N, C_k]
+        return self.classifier(torch.cat(pooled, dim=1))
+
+
+@torch.no_grad()
+def crop_accuracy(model: BackboneClassifier, crops: ObjectCrops, batch_size: int) -> float:
+    model.eval()
+    correct = 0
+    for images, labels in DataLoader(crops, batch_size=batch_size):
+        correct += int((model(images).argmax(1) == labels).sum())
+    return correct / max(len(crops), 1)
+
+
+def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Pretrain the features of ``config.model.name`` on object crops; returns a summary dict.
+
+    Uses ``data`` (store, modality, ``input_size`` = crop side), ``optim`` and ``train`` (iters,
+    batch_size, seed) of the config; the classifier head is dropped at the end.
+    """
+    from dsod_depth.engine.model_setup import build_model_for
+
+    out_dir = Path(out_dir)
+    if not config.data.store:
+        raise KitError("no prepared store given: pass --data STORE or set data.store")
+    if (out_dir / "checkpoints" / "last.pt").exists():
+        raise KitError(f"{out_dir} already holds a pretraining run; choose another --out")
+    torch.manual_seed(config.train.seed)
+    data = config.data
+    frames = DetectionDataset(data.store, data.train_split, data.modality, data.input_size)
+    test_frames = DetectionDataset(data.store, data.test_split, data.modality, data.input_size)
+    train_crops = ObjectCrops(frames, data.input_size, train=True, seed=config.train.seed)
+    test_crops = ObjectCrops(test_frames, data.input_size, train=False)
+    if len(train_crops) < config.train.batch_size:
+        raise KitError(
+            f"{data.store}: only {len(train_crops)} object crops for a batch of {config.train.batch_size}; "
+            "lower train.batch_size or prepare more frames"
+        )
+    detector = build_model_for(config, frames)
+    model = BackboneClassifier(detector.features, frames.in_channels, frames.num_classes, data.input_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.SGD(
+        params, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    (out_dir / "metrics.jsonl").unlink(missing_ok=True)
+    logger = MetricsLogger(out_dir, tensorboard=False)
+    steps_per_epoch = len(train_crops) // config.train.batch_size
+    step, start = 0, time.perf_counter()
+    bar = tqdm(total=config.train.iters, desc="pretrain", unit="step", disable=not progress)
+    while step < config.train.iters:
+        train_crops.epoch = step // steps_per_epoch
+        order = torch.Generator().manual_seed(config.train.seed * 7919 + train_crops.epoch)
+        loader = DataLoader(
+            train_crops, batch_size=config.train.batch_size, shuffle=True, generator=order, drop_last=True,
+            num_workers=data.num_workers,
+        )  # fmt: skip
+        model.train()
+        for images, labels in loader:
+            lr = config.optim.lr * lr_factor(step, config.optim, config.train.iters)
+            for group in optimiser.param_groups:
+                group["lr"] = lr
+            loss = F.cross_entropy(model(images), labels)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise KitError(f"pretraining loss became {value} at step {step + 1}; lower optim.lr")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            bar.update(1)
+            if step % config.train.log_every == 0 or step == config.train.iters:
+                logger.log({"step": step, "loss": round(value, 6), "lr": lr})
+            if step >= config.train.iters:
+                break
+    bar.close()
+    accuracy = crop_accuracy(model, test_crops, max(config.train.batch_size, 32)) if len(test_crops) else None
+    summary = {
+        "steps": step, "seconds": round(time.perf_counter() - start, 1), "train_crops": len(train_crops),
+        "test_crops": len(test_crops), "test_accuracy": accuracy, "modality": frames.modality,
+        "model": config.model.name,
+    }  # fmt: skip
+    logger.log({"step": step, "test_accuracy": accuracy})
+    logger.close()
+    save_checkpoint(
+        out_dir / "checkpoints" / "last.pt",
+        {
+            "model": {f"features.{k}": v for k, v in model.features.state_dict().items()},
+            "kind": "backbone", "in_channels": frames.in_channels, "modality": frames.modality,
+            "class_names": list(frames.class_names), "config": to_dict(config), "accuracy": accuracy,
+            "step": step,
+        },
+    )  # fmt: skip
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
