@@ -8,9 +8,13 @@ converted on load (subtract 1).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from dsod_depth.errors import KitError
 
 # NYU Depth v2 colour camera (the labeled depths are registered to it), from the
 # NYU toolbox camera_params.m; the principal point there is 1-based.
@@ -71,3 +75,55 @@ class Intrinsics:
     def flip_horizontal(self, width: int) -> Intrinsics:
         """Intrinsics of the mirrored image (u' = width - 1 - u); the scene is mirrored in x."""
         return Intrinsics(self.fx, self.fy, width - 1.0 - self.cx, self.cy)
+
+    @classmethod
+    def parse(cls, spec: str) -> Intrinsics:
+        """From a command-line value: ``nyu`` or ``FX,FY,CX,CY`` (pixels, 0-based principal point).
+
+        Raises:
+            KitError: anything else, or non-positive/non-finite focal lengths.
+        """
+        text = spec.strip()
+        if text.lower() == "nyu":
+            return cls.nyu()
+        parts = [p.strip() for p in text.split(",")]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            values = []
+        if len(values) != 4 or not all(math.isfinite(v) for v in values):
+            raise KitError(
+                f"camera {spec!r} is not 'nyu' or four numbers FX,FY,CX,CY (e.g. 518.9,519.5,324.6,252.7)"
+            )
+        fx, fy, cx, cy = values
+        if fx <= 0 or fy <= 0:
+            raise KitError(f"camera {spec!r}: focal lengths FX and FY must be positive")
+        return cls(fx, fy, cx, cy)
+
+
+def read_sunrgbd_intrinsics(path: str | Path) -> Intrinsics:
+    """Read a SUN RGB-D ``intrinsics.txt``: the 3x3 camera matrix, row-major, 9 numbers.
+
+    The SUN RGB-D toolbox (MATLAB) uses a 1-based pixel grid, so the principal
+    point is converted to the kit's 0-based grid (minus 1).
+
+    Raises:
+        KitError: missing file, or not nine numbers forming [[fx 0 cx] [0 fy cy] [0 0 1]].
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise KitError(f"cannot read camera intrinsics {path}: {err.strerror or err}") from None
+    try:
+        values = [float(v) for v in text.split()]
+    except ValueError:
+        values = []
+    if len(values) != 9:
+        raise KitError(f"{path}: expected the 9 numbers of a 3x3 camera matrix (row-major)")
+    K = np.array(values).reshape(3, 3)  # row-major: [fx 0 cx; 0 fy cy; 0 0 1]
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise KitError(
+            f"{path}: not a camera matrix [[fx 0 cx] [0 fy cy] [0 0 1]] with positive focal lengths"
+        )
+    return Intrinsics.from_matrix(K, one_based=True)

@@ -1,0 +1,255 @@
+"""Surface normals by windowed least squares (Gupta et al. 2014; REFERENCE §2 step 2).
+
+Follows rgbdutils ``computeNormalsSquareSupport`` operation by operation, because
+HHA must reproduce the MATLAB images exactly: at every pixel, fit the plane
+``n . p = 1`` to the back-projected points of a (2r + 1) x (2r + 1) window. With
+``a = [X/Z, Y/Z, 1]`` per point the normal equations are ``(sum a a^T) n = sum a / Z``;
+the six distinct entries of ``A^T A`` and the three of ``A^T b`` are box sums of
+per-pixel terms (:mod:`dsod_depth.geometry.boxsum`, zero padded like ``filter2``).
+The solution is taken as ``adj(A^T A) . A^T b`` -- the inverse without the 1/det
+factor, which normalisation removes -- and normalised; a window without a usable
+plane (no valid point, or a rank-deficient system) gives 0 / 0 = NaN.
+
+Orientation (the MATLAB code's two sign passes): first make ``n_z >= 0``
+(``sign(0)`` counts as +1), then flip so that ``n . p > 0`` for the pixel's own
+point ``p`` from the *unmasked* depth, i.e. normals point away from the camera
+(``n . p`` NaN or 0 counts as +1).
+
+Units: points in centimetres inside (the original works in cm), normals unitless.
+Arrays are numpy or torch; images [B, H, W], normals [B, 3, H, W] (x, y, z
+components in the camera frame: x right, y down, z forward).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dsod_depth.geometry import _arrays
+from dsod_depth.geometry.boxsum import FlatLayout, flat_box_sums
+from dsod_depth.geometry.camera import Intrinsics
+
+# Order of the nine per-pixel terms in the flat buffer (as in the MATLAB code):
+# A^T A entries (X/Z)^2, (X/Z)(Y/Z), X/Z, (Y/Z)^2, Y/Z, 1 and A^T b entries X/Z^2, Y/Z^2, 1/Z.
+NUM_TERMS = 9
+# Rows per band for single frames on the CPU: keeps the working arrays of a band
+# (a few float64 arrays of (rows + 20) x (W + 10) values) within a core's L2 cache.
+DEFAULT_BAND_ROWS = 48
+
+
+def point_cloud_cm(z_cm: Any, fx: Any, fy: Any, cx: Any, cy: Any, first_row: int = 0) -> tuple[Any, Any]:
+    """Camera-frame X, Y (cm) of every pixel from its depth Z (cm), on a 0-based grid.
+
+    Computed as ``((u - cx) * Z) / fx`` in this order, as rgbdutils
+    ``getPointCloudFromZ`` does on its 1-based grid: with ``cx`` 0-based, ``u - cx``
+    for u = 0..W-1 is the same number as the MATLAB ``u - (cx + 1)`` for u = 1..W.
+
+    Args:
+        z_cm: float [B, H, W] depth in cm (H, W: any grid of pixel rows and columns).
+        fx, fy, cx, cy: floats or per-frame arrays [B, 1, 1] (pixels, 0-based).
+        first_row: image row v of ``z_cm[:, 0]`` (negative for margin rows).
+
+    Returns:
+        X, Y: float [B, H, W] in cm.
+    """
+    height, width = z_cm.shape[-2:]
+    u = _arrays.arange(z_cm, width)  # [W]
+    v = (_arrays.arange(z_cm, height) + first_row).reshape(height, 1)  # [H] -> [H, 1]
+    x = ((u - cx) * z_cm) / fx
+    y = ((v - cy) * z_cm) / fy
+    return x, y
+
+
+def least_squares_terms(z_cm: Any, valid: Any, x_cm: Any, y_cm: Any, out: Any = None) -> Any:
+    """The nine per-pixel terms of the plane fit.
+
+    Missing pixels contribute 0 to every term (MATLAB sets them to NaN and then
+    ``f(isnan(f)) = 0`` before filtering).
+
+    Args:
+        z_cm, x_cm, y_cm: float [B, ...] point coordinates in cm (any pixel layout).
+        valid: bool [B, ...], False where the raw depth is missing.
+        out: optional float [B, 9, ...] to write into.
+
+    Returns:
+        float [B, 9, ...] in the order of :data:`NUM_TERMS`.
+    """
+    xp = _arrays.namespace(z_cm)
+    terms = _arrays.empty(z_cm, (z_cm.shape[0], NUM_TERMS, *z_cm.shape[1:])) if out is None else out
+    mask = terms[:, 5]
+    mask[...] = valid
+    # Masked copies: Z = 1 and X = Y = 0 at missing pixels make every ratio 0 there
+    # (and 1/Z is multiplied by the mask), without 0/0. Where valid, each term is
+    # the same IEEE operation sequence as in the MATLAB code.
+    z = xp.where(valid, z_cm, 1.0)
+    x = x_cm * mask
+    y = y_cm * mask
+    x_z, y_z = terms[:, 2], terms[:, 4]
+    xp.divide(x, z, out=x_z)
+    xp.divide(y, z, out=y_z)
+    xp.multiply(x_z, x_z, out=terms[:, 0])
+    xp.multiply(x_z, y_z, out=terms[:, 1])
+    xp.multiply(y_z, y_z, out=terms[:, 3])
+    zz = z * z
+    xp.divide(x, zz, out=terms[:, 6])
+    xp.divide(y, zz, out=terms[:, 7])
+    xp.divide(mask, z, out=terms[:, 8])
+    return terms
+
+
+def normals_from_sums(sums: Sequence[Any], out: Any, *, undefined_as_zero: bool = False) -> Any:
+    """Unit plane normals from the box-summed terms (unoriented).
+
+    Args:
+        sums: the nine box sums of :func:`least_squares_terms`, each float [B, ...].
+        out: float [B, 3, ...] to write into.
+        undefined_as_zero: give windows without a plane the zero vector instead of
+            NaN (what the gravity estimate wants: it then adds nothing to its sums).
+            This also covers a normal whose squared length underflows to 0, which
+            would otherwise come out with infinite components (as in MATLAB).
+
+    Returns:
+        ``out``: ``adj(A^T A) A^T b`` normalised; NaN (or 0) where it is zero.
+    """
+    a1, a2, a3, a4, a5, a6, b1, b2, b3 = sums
+    xp = _arrays.namespace(a1)
+    # Cofactors of the symmetric 3x3 A^T A = [[a1 a2 a3] [a2 a4 a5] [a3 a5 a6]]
+    # (MATLAB invertIt). -(p - q) is written q - p: the same number in IEEE arithmetic.
+    c11 = a4 * a6 - a5 * a5
+    c12 = a3 * a5 - a2 * a6
+    c13 = a2 * a5 - a3 * a4
+    c22 = a1 * a6 - a3 * a3
+    c23 = a2 * a3 - a1 * a5
+    c33 = a1 * a4 - a2 * a2
+    n0, n1, n2 = out[:, 0], out[:, 1], out[:, 2]
+    xp.add(c11 * b1 + c12 * b2, c13 * b3, out=n0)
+    xp.add(c12 * b1 + c22 * b2, c23 * b3, out=n1)
+    xp.add(c13 * b1 + c23 * b2, c33 * b3, out=n2)
+    norm = _arrays.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
+    if undefined_as_zero:
+        norm = xp.where(norm > 0, norm, float("inf"))  # 0 / inf = 0
+    out /= norm[:, None]
+    return out
+
+
+def orient_normals(n: Any, x_cm: Any, y_cm: Any, z_cm: Any) -> Any:
+    """Flip normals in place to point away from the camera (MATLAB's two sign passes).
+
+    Args:
+        n: float [B, 3, ...] unit normals (NaN where undefined); modified in place.
+        x_cm, y_cm, z_cm: float [B, ...] the unmasked point of each pixel.
+
+    Returns:
+        ``n``.
+    """
+    xp = _arrays.namespace(n)
+    with _arrays.quiet():  # NaN normals are expected
+        # sign(n_z) with sign(0) = +1 (a NaN normal stays NaN whatever the factor).
+        first = xp.where(n[:, 2] < 0, -1.0, 1.0)
+        # sign((first * n) . p) with NaN and 0 counted as +1; (first * n) . p equals
+        # first * (n . p) exactly, so the dot product is taken once.
+        dot = n[:, 0] * x_cm + n[:, 1] * y_cm + n[:, 2] * z_cm
+        factor = xp.where(first * dot < 0, -first, first)
+        n *= factor[:, None]
+    return n
+
+
+class BandedNormals:
+    """Gupta normals of one image batch, computed band by band in the flat layout.
+
+    The terms live in one flat buffer (:class:`FlatLayout`, margin = the largest
+    radius) and are formed just ahead of the band that needs them; box sums and
+    solves run on bands of rows. Results do not depend on the band height, but
+    bands whose arrays stay in the CPU cache are several times faster on one core.
+
+    Args:
+        z_cm, x_cm, y_cm: float [B, rows, row] points in the flat grid (see
+            :meth:`FlatLayout.grid`; zero depth in the margins).
+        valid: bool [B, rows, row], False at missing pixels and in the margins.
+        layout: the flat layout; ``layout.pad`` >= every radius used.
+    """
+
+    def __init__(self, z_cm: Any, valid: Any, x_cm: Any, y_cm: Any, layout: FlatLayout) -> None:
+        batch = z_cm.shape[0]
+        self.layout = layout
+        self._inputs = [a.reshape(batch, layout.length) for a in (z_cm, valid, x_cm, y_cm)]  # -> [B, L]
+        self.terms = _arrays.empty(z_cm, (batch, NUM_TERMS, layout.length))
+        self._ready = 0  # terms are computed for flat positions [0, _ready)
+
+    def _terms_until(self, stop: int) -> None:
+        stop = min(stop, self.layout.length)
+        if stop > self._ready:
+            span = slice(self._ready, stop)
+            z, valid, x, y = (a[:, span] for a in self._inputs)
+            least_squares_terms(z, valid, x, y, out=self.terms[:, :, span])
+            self._ready = stop
+
+    def band(
+        self, rows: tuple[int, int], radii: Sequence[int], undefined_as_zero: Sequence[bool]
+    ) -> list[Any]:
+        """Unoriented unit normals of image rows ``rows = (top, bottom)``.
+
+        Returns:
+            one float [B, 3, (bottom - top) * layout.row] per radius: the band's
+            rows in the flat layout (margin columns unspecified).
+        """
+        layout = self.layout
+        self._terms_until(layout.offset(rows[1] + layout.pad + 1))
+        # One term at a time keeps the working set of the box sums small.
+        per_term = [flat_box_sums(self.terms[:, k], layout, radii, rows) for k in range(NUM_TERMS)]
+        outs = []
+        with _arrays.quiet():  # 0/0 for empty windows (and in margin columns) is expected
+            for i, as_zero in enumerate(undefined_as_zero):
+                sums = [per_term[k][i] for k in range(NUM_TERMS)]
+                out = _arrays.empty(sums[0], (sums[0].shape[0], 3, sums[0].shape[-1]))
+                outs.append(normals_from_sums(sums, out, undefined_as_zero=as_zero))
+        return outs
+
+
+def surface_normals(
+    depth: Any,
+    intrinsics: Intrinsics,
+    *,
+    radius: int = 3,
+    valid: Any = None,
+    band_rows: int | None = DEFAULT_BAND_ROWS,
+) -> Any:
+    """Oriented unit surface normals of a depth image (Gupta's square-window fit).
+
+    Args:
+        depth: float [H, W] or [B, H, W] metres (numpy or torch); 0 = missing.
+        intrinsics: camera of the image (0-based pixel grid).
+        radius: window half-width; the window is (2r + 1) x (2r + 1) pixels.
+        valid: optional bool mask like ``depth``; pixels outside it are left out of
+            every fit (default: depth > 0). Their own normal is still estimated
+            from their valid neighbours, as in the original.
+        band_rows: rows per band (CPU cache blocking); None = whole images.
+
+    Returns:
+        float64 [3, H, W] (or [B, 3, H, W]) unit normals (x right, y down, z
+        forward), pointing away from the camera; NaN (all three components)
+        where the window holds no usable plane.
+    """
+    single = depth.ndim == 2
+    d = depth[None] if single else depth  # [H, W] -> [1, H, W]
+    d = d.double() if _arrays.is_torch(d) else d.astype("float64")
+    ok = d > 0 if valid is None else ((valid[None] if single else valid) & (d > 0))
+    batch, height, width = d.shape
+    layout = FlatLayout(height, width, max(radius, 1))
+    z = layout.grid(layout.pack(d * 100.0))  # [B, rows, row] with zero margins
+    x, y = point_cloud_cm(z, intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy, -layout.pad - 1)
+    solver = BandedNormals(z, layout.grid(layout.pack(ok)), x, y, layout)
+    out = _arrays.empty(d, (batch, 3, height, width))
+    step = height if band_rows is None else max(1, band_rows)
+    for top in range(0, height, step):
+        rows = (top, min(height, top + step))
+        (n,) = solver.band(rows, (radius,), (False,))
+        span = slice(layout.offset(rows[0]), layout.offset(rows[1]))
+        orient_normals(n, *(a.reshape(batch, -1)[:, span] for a in (x, y, z)))
+        out[:, :, rows[0] : rows[1]] = layout.unpack_rows(n)
+    # A rank-deficient window can leave a normal whose squared length underflows
+    # to 0, i.e. infinite components after the division: report it as undefined.
+    xp = _arrays.namespace(out)
+    finite = xp.isfinite(out).all(1)  # [B, 3, H, W] -> [B, H, W]
+    out = xp.where(finite[:, None], out, float("nan"))
+    return out[0] if single else out
