@@ -1,0 +1,364 @@
+"""SUN RGB-D → prepared store, without MATLAB (REFERENCE §4).
+
+The official ``SUNRGBD`` tree is walked for frame folders of any sensor (kv1, kv2, realsense,
+xtion). A frame folder holds ``image/*.jpg``, ``depth/*.png`` (raw), optionally ``depth_bfx/*.png``
+(the toolbox's filled depth, used as the filled depth when present), ``intrinsics.txt`` (3×3
+row-major K of the MATLAB toolbox, 1-based principal point) and ``annotation2Dfinal/index.json``
+(polygons with free-text names). Boxes are the polygon extents of each object, clamped to the
+image, for names that map onto the 19 detection classes (:mod:`dsod_depth.data.sunrgbd_annotations`).
+The official split is ``allsplit.mat``, whose paths are matched on their suffix after ``SUNRGBD/``.
+
+A malformed frame (missing file, unreadable JSON, ``x``/``y`` given as a scalar, ...) is skipped
+with a warning naming the file and counted in the summary; it never stops the preparation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dsod_depth.data.prepare import PREPARERS, Preparer
+from dsod_depth.data.sample import RGBDSample
+from dsod_depth.data.sunrgbd_annotations import CLASSES, MalformedFrame, polygon_boxes
+from dsod_depth.errors import KitError
+from dsod_depth.geometry.camera import Intrinsics
+
+__all__ = [
+    "SunFrame", "SunScan", "split_key", "read_split_file", "parse_frame", "scan_sunrgbd", "SunFrames",
+    "resolve_source", "prepare_sunrgbd",
+]  # fmt: skip
+
+SPLIT_FILE = "allsplit.mat"
+# Where users usually have allsplit.mat, relative to --source (the toolbox is unpacked beside SUNRGBD).
+_SPLIT_CANDIDATES = (
+    SPLIT_FILE,
+    "SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat",
+    "../SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat",
+)
+
+
+@dataclass(frozen=True)
+class SunFrame:
+    """One parsed frame: files, camera and boxes (everything but the pixels).
+
+    key: path suffix after ``SUNRGBD/`` (the image id); intrinsics: (fx, fy, cx, cy) 0-based;
+    boxes: float32 [N, 4] x1, y1, x2, y2 pixels; labels: int64 [N] 0-based into :data:`CLASSES`.
+    """
+
+    key: str
+    image: str
+    depth: str
+    depth_filled: str | None
+    intrinsics: tuple[float, float, float, float]
+    height: int
+    width: int
+    boxes: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass
+class SunScan:
+    """Result of walking a SUN RGB-D tree: frames per split and what was left out."""
+
+    frames: dict[str, list[SunFrame]]
+    skipped: dict[str, int] = field(default_factory=dict)
+    unmapped_names: Counter = field(default_factory=Counter)  # names outside the 19 classes → objects
+
+
+def split_key(path: str) -> str:
+    """A split-file path → its suffix after the last ``SUNRGBD/`` without a trailing slash.
+
+    ``/n/fs/sun3d/data/SUNRGBD/kv1/NYUdata/NYU0001/`` and ``/data1/SUNRGBD/kv1/NYUdata/NYU0001``
+    both give ``kv1/NYUdata/NYU0001``: the official and mirrored copies differ only in the prefix.
+    """
+    path = str(path).strip().replace("\\", "/").rstrip("/")
+    marker = "SUNRGBD/"
+    at = path.rfind(marker)
+    return path[at + len(marker) :] if at >= 0 else path.lstrip("/")
+
+
+def read_split_file(path: str | os.PathLike, *, with_val: bool = False) -> dict[str, str]:
+    """``allsplit.mat`` → {frame key: split name}.
+
+    Default: ``alltrain`` (5285) → train, ``alltest`` (5050) → test. With ``with_val``, the
+    training frames are divided by ``trainvalsplit`` into train (2666) and val (2619).
+    """
+    from scipy.io import loadmat
+
+    path = Path(path)
+    try:
+        mat = loadmat(str(path))
+        parts = {"train": mat["alltrain"], "test": mat["alltest"]}
+        if with_val:
+            tv = mat["trainvalsplit"][0, 0]
+            parts = {"train": tv["train"], "val": tv["val"], "test": mat["alltest"]}
+    except KeyError as err:
+        raise KitError(f"{path} has no variable {err}; expected the SUN RGB-D allsplit.mat") from None
+    except Exception as err:  # scipy raises ValueError/TypeError/OSError on truncated or foreign files
+        raise KitError(f"{path} is not a readable MATLAB file ({err}); use the toolbox's one") from None
+    keys: dict[str, str] = {}
+    for split, cells in parts.items():
+        for cell in np.asarray(cells).ravel():  # (1, K) object array of 1-element string arrays
+            keys[split_key(str(np.asarray(cell).ravel()[0]))] = split
+    return keys
+
+
+def _one_file(folder: Path, pattern: str) -> Path:
+    files = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    if len(files) != 1:
+        raise MalformedFrame(folder, f"expected exactly one {pattern} file, found {len(files)}")
+    return files[0]
+
+
+def _read_intrinsics(path: Path) -> tuple[float, float, float, float]:
+    """``intrinsics.txt`` (3×3 K row-major, 1-based principal point) → 0-based (fx, fy, cx, cy)."""
+    from dsod_depth.geometry.camera import read_sunrgbd_intrinsics
+
+    try:
+        return read_sunrgbd_intrinsics(path).as_tuple()
+    except KitError as err:
+        raise MalformedFrame(path, str(err).removeprefix(f"{path}: ")) from None
+
+
+def parse_frame(folder: Path, key: str, unmapped: Counter | None = None) -> SunFrame:
+    """Check one frame folder and read its camera and boxes (image headers only, no pixels)."""
+    from PIL import Image
+
+    image = _one_file(folder / "image", "*.jpg")
+    depth = _one_file(folder / "depth", "*.png")
+    filled = _one_file(folder / "depth_bfx", "*.png") if (folder / "depth_bfx").is_dir() else None
+    intrinsics_file = folder / "intrinsics.txt"
+    annotation_file = folder / "annotation2Dfinal" / "index.json"
+    for required in (intrinsics_file, annotation_file):
+        if not required.is_file():
+            raise MalformedFrame(required, "missing")
+    intrinsics = _read_intrinsics(intrinsics_file)
+    sizes = {}
+    for path in (image, depth, filled):
+        if path is None:
+            continue
+        try:
+            with Image.open(path) as im:  # reads the header only
+                sizes[path], mode = im.size, im.mode
+        except OSError as err:
+            raise MalformedFrame(path, f"unreadable image ({err})") from None
+        if path != image and mode not in ("I;16", "I;16B", "I", "I;16L"):
+            raise MalformedFrame(path, f"depth must be a 16-bit PNG, got mode {mode}")
+    if len(set(sizes.values())) != 1:
+        raise MalformedFrame(depth, f"image and depth sizes differ: {sorted(set(sizes.values()))}")
+    width, height = sizes[image]
+    try:
+        annotation = json.loads(annotation_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MalformedFrame(annotation_file, f"invalid JSON ({err})") from None
+    if not isinstance(annotation, dict):
+        raise MalformedFrame(annotation_file, "top level is not a JSON object")
+    boxes, labels = polygon_boxes(annotation, width, height, annotation_file, unmapped)
+    return SunFrame(key, str(image), str(depth), str(filled) if filled else None, intrinsics, height, width,
+                    boxes, labels)  # fmt: skip
+
+
+def _frame_folders(root: Path):
+    """Every folder under ``root`` holding ``image/`` or ``intrinsics.txt``; frame folders are not entered."""
+    for folder, dirs, files in os.walk(root):
+        if "image" in dirs or "intrinsics.txt" in files:
+            dirs.clear()
+            yield Path(folder)
+        else:
+            dirs.sort()
+
+
+def _match(folder: Path, keys: dict[str, str]) -> str | None:
+    """The longest path suffix of ``folder`` that the split file knows, or None."""
+    parts = folder.resolve().parts
+    for i in range(len(parts)):
+        key = "/".join(parts[i:])
+        if key in keys:
+            return key
+    return None
+
+
+def scan_sunrgbd(source: str | os.PathLike, split_file: str | os.PathLike, *, with_val: bool = False,
+                 progress: bool = False) -> SunScan:  # fmt: skip
+    """Walk ``source`` for frame folders, parse them and assign the official split.
+
+    Malformed frames are skipped with a ``UserWarning`` naming the file. Raises :class:`KitError`
+    when no usable frame of a split is found.
+    """
+    from tqdm import tqdm
+
+    source = Path(source)
+    keys = read_split_file(split_file, with_val=with_val)
+    names = ["train", "val", "test"] if with_val else ["train", "test"]
+    scan = SunScan(frames={name: [] for name in names})
+    malformed, outside, seen = 0, 0, set()
+    folders = list(_frame_folders(source))
+    for folder in tqdm(folders, desc="scanning SUN RGB-D", unit="frame", disable=not progress):
+        key = _match(folder, keys)
+        if key is None:
+            outside += 1
+            continue
+        seen.add(key)
+        try:
+            frame = parse_frame(folder, key, scan.unmapped_names)
+        except MalformedFrame as err:
+            warnings.warn(f"skipping SUN RGB-D frame: {err}", stacklevel=2)
+            malformed += 1
+            continue
+        scan.frames[keys[key]].append(frame)
+    scan.skipped = {
+        "malformed frames (each named in a warning)": malformed,
+        "frame folders not in the split file": outside,
+        "split-file frames not found under --source": len(keys.keys() - seen),
+    }
+    for name, frames in scan.frames.items():
+        if not frames:
+            raise KitError(
+                f"no usable SUN RGB-D frame of split {name!r} under {source}; --source must be the "
+                "SUNRGBD folder (kv1/, kv2/, realsense/, xtion/) that the split file lists"
+            )
+        frames.sort(key=lambda f: f.key)
+    return scan
+
+
+class SunFrames:
+    """Frame reader for one split: picklable callable index → :class:`RGBDSample`."""
+
+    def __init__(self, frames: list[SunFrame]) -> None:
+        self.frames = list(frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __call__(self, index: int) -> RGBDSample:
+        from PIL import Image
+
+        from dsod_depth.data.depth_io import read_sun_depth
+
+        rec = self.frames[index]
+        try:
+            with Image.open(rec.image) as im:
+                rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)  # [H, W, 3]
+        except OSError as err:
+            raise KitError(f"{rec.image} is unreadable ({err}); extract it again, then rerun") from None
+        raw = read_sun_depth(rec.depth)  # float32 [H, W] metres: 3-bit rotation, /1000, clipped at 8 m
+        filled = read_sun_depth(rec.depth_filled) if rec.depth_filled else raw
+        if rgb.shape[:2] != raw.shape or filled.shape != raw.shape:
+            raise KitError(f"{rec.depth}: depth is {raw.shape[::-1]} but the image {rgb.shape[1::-1]}")
+        return RGBDSample(
+            rgb=rgb,
+            depth=filled,
+            raw_depth=raw,
+            intrinsics=Intrinsics(*rec.intrinsics),
+            boxes=rec.boxes,
+            labels=rec.labels,
+            difficult=np.zeros(len(rec.labels), dtype=bool),  # the 2D annotations have no difficult flag
+            image_id=rec.key,
+        )
+
+
+def resolve_source(source: str | os.PathLike, split_file: str | os.PathLike | None) -> tuple[Path, Path]:
+    """(SUNRGBD folder, split file): ``split_file`` or ``allsplit.mat`` found in --source or in the
+    toolbox beside it. Raises :class:`KitError` when either is missing."""
+    source = Path(source)
+    if not source.is_dir():
+        raise KitError(f"--source {source} is not a folder; give the SUNRGBD folder")
+    if split_file is not None:
+        if not Path(split_file).is_file():
+            raise KitError(f"split file {split_file} not found; pass the toolbox's {SPLIT_FILE}")
+        return source, Path(split_file)
+    for candidate in _SPLIT_CANDIDATES:
+        if (source / candidate).is_file():
+            return source, source / candidate
+    raise KitError(f"no {SPLIT_FILE} found in {source} or its SUNRGBDtoolbox/traintestSUNRGBD/; "
+                   "pass --split-file PATH/allsplit.mat")  # fmt: skip
+
+
+def prepare_sunrgbd(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    split_file: str | os.PathLike | None = None,
+    with_val: bool = False,
+    scan: SunScan | None = None,
+    with_hha: bool = True,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Convert the SUN RGB-D tree in ``source`` into a prepared store in ``out``.
+
+    The tree is scanned first (or ``scan`` from :func:`scan_sunrgbd` is reused); nothing is
+    written before the scan succeeds. Returns split name → file; rerunning resumes.
+    """
+    from dsod_depth.data.store_writer import SplitSource, write_store
+
+    source, split_path = resolve_source(source, split_file)
+    if scan is None:
+        scan = scan_sunrgbd(source, split_path, with_val=with_val, progress=progress)
+    sources = [
+        SplitSource(name, len(frames), SunFrames(frames), max(f.height for f in frames),
+                    max(f.width for f in frames))  # fmt: skip
+        for name, frames in scan.frames.items()
+    ]
+    return write_store(
+        out,
+        dataset="sunrgbd",
+        class_names=CLASSES,
+        splits=sources,
+        prep_args={"split_file": split_path.name, "with_val": with_val, "classes": "sunrgbd-19",
+                   "num_frames": {k: len(v) for k, v in scan.frames.items()}},  # fmt: skip
+        with_hha=with_hha,
+        raw_separate=True,  # depth_bfx is smoothed, so it differs from the raw depth where measured
+        workers=workers,
+        progress=progress,
+    )
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", required=True, help="the SUNRGBD folder (kv1/, kv2/, realsense/, xtion/)")
+    p.add_argument(
+        "--split-file",
+        default=None,
+        help=f"official {SPLIT_FILE} (default: in SOURCE or SOURCE/SUNRGBDtoolbox/traintestSUNRGBD/)",
+    )
+    p.add_argument("--with-val", action="store_true", help="split the training frames into train/val "
+                   "(trainvalsplit of the split file)")  # fmt: skip
+
+
+def _run(args: argparse.Namespace) -> dict[str, Path]:
+    from dsod_depth.data.summary import print_summary
+
+    source, split_path = resolve_source(args.source, args.split_file)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _one_line_warning
+        scan = scan_sunrgbd(source, split_path, with_val=args.with_val, progress=args.progress)
+    files = prepare_sunrgbd(source, args.out, split_file=split_path, with_val=args.with_val, scan=scan,
+                            workers=args.workers, progress=args.progress)  # fmt: skip
+    print_summary(files, scan.skipped)
+    if scan.unmapped_names:
+        common = ", ".join(f"{n} ({c})" for n, c in scan.unmapped_names.most_common(8))
+        print(f"most frequent names outside the 19 classes: {common}")
+    return files
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)
+
+
+PREPARERS.register("sunrgbd")(
+    Preparer(
+        help="SUN RGB-D (SUNRGBD tree + allsplit.mat, any sensor), 19 detection classes",
+        add_arguments=_add_arguments,
+        run=_run,
+    )
+)
