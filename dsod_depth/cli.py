@@ -241,16 +241,136 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- visualize
+
+
+def _add_visualize(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "visualize",
+        help="figures of an evaluated run: detections, PR and training curves, 3D view, report",
+        description="Draw ground truth and detections on RGB / colourised depth / HHA, per-class "
+        "precision-recall curves, training curves and a 3D point-cloud view (PNG + PLY) of an "
+        "evaluated run, and a Markdown report linking them (OUT/report.md).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory evaluated with `dsod-depth eval`")
+    p.add_argument("--split", default="test", help="evaluated split to draw (default test)")
+    p.add_argument("--n", type=int, default=16, help="frames with detection figures (default 16)")
+    p.add_argument("--score", type=float, default=0.3, help="draw detections scoring at least this (0.3)")
+    p.add_argument("--out", help="output folder (default RUN_DIR/figures)")
+    p.add_argument("--data", help="prepared store with the images (default: the run's data.store)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_visualize)
+
+
+def _run_visualize(args: argparse.Namespace) -> int:
+    from dsod_depth.viz import visualize_run
+
+    result = visualize_run(
+        args.run_dir, split=args.split, num_frames=args.n, score_threshold=args.score, out_dir=args.out,
+        store=args.data, progress=not args.no_progress,
+    )  # fmt: skip
+    for path in result.figures:
+        print(path)
+    print(f"{len(result.figures)} figures; report: {result.report}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep / compare
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a dataset × modality × init × seed matrix of experiments (resumable)",
+        description="Run every cell of a matrix (experiments/matrices/*.yaml) into "
+        "<output>/<dataset>/<modality>_<init>_s<seed>. Finished runs are skipped, interrupted ones "
+        "resumed exactly; a failed run is reported and the sweep goes on. Exit code 1 if any run failed.",
+    )
+    p.add_argument("matrix", metavar="MATRIX.yaml", help="matrix file (format: experiments/README.md)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=_run_sweep)
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from dsod_depth.experiments.sweep import run_sweep
+
+    result = run_sweep(args.matrix, dry_run=args.dry_run, progress=not args.no_progress)
+    return 0 if result.ok else 1
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="scratch-vs-pretrained tables: mAP mean ± std over seeds, gains, domain mismatch",
+        description="Group finished runs by (dataset, modality, init) over seeds and write the "
+        "comparison: Markdown (--out), CSV, LaTeX and JSON beside it with the same stem, and a bar "
+        "chart PNG. A folder that is not a run (e.g. a sweep's output) adds every run below it.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (or folders holding them)")
+    p.add_argument("--out", default="runs/comparison/comparison.md",
+                   help="Markdown file to write (default runs/comparison/comparison.md)")  # fmt: skip
+    p.add_argument("--no-chart", action="store_true", help="skip the bar chart PNG")
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from dsod_depth.experiments.compare import compare_runs
+    from dsod_depth.experiments.tables import write_tables
+
+    result = compare_runs(args.run_dirs)
+    paths = write_tables(result, args.out, chart=not args.no_chart)
+    print(paths["md"].read_text(encoding="utf-8"), end="")
+    print(f"\ntables written: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the whole study on SynthRooms: generate, pretrain, train 4 modalities × 2 inits, compare",
+        description="Generate SynthRooms, prepare RGB/depth/HHA, pretrain a backbone on RGB object crops, "
+        "train dsod_tiny for rgb, depth, hha and rgb+hha from scratch and from the RGB-pretrained backbone, "
+        "evaluate, and print the comparison table. Resumable; about 15 minutes on two CPU cores.",
+    )
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--seeds", type=int, help="seeds per configuration (default 1; 3 with --full)")
+    p.add_argument("--full", action="store_true", help="more frames and 5× longer training")
+    p.add_argument("--iters", type=int, help="optimiser steps per detector (overrides the budget)")
+    p.add_argument("--num-train", type=int, help="training frames (overrides the budget)")
+    p.add_argument("--num-test", type=int, help="test frames (overrides the budget)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (step messages stay)")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from dsod_depth.demo import demo_settings, run_demo
+
+    settings = demo_settings(
+        full=args.full, seeds=args.seeds, iters=args.iters, num_train=args.num_train, num_test=args.num_test
+    )
+    result = run_demo(args.out, settings, progress=not args.no_progress)
+    print()
+    print(result["table"])
+    print()
+    print(f"report: {result['report']}  results: {args.out}/results.json")
+    return 0
+
+
 # --------------------------------------------------------------------------- commands
 
 # Each entry adds one sub-command. Keep the order the README lists them in.
 _COMMANDS = [
+    _add_demo,
     _add_prepare,
     _add_train,
     _add_eval,
     _add_pretrain,
     _add_evaluate,
     _add_hha,
+    _add_visualize,
+    _add_sweep,
+    _add_compare,
 ]
 
 
