@@ -1,0 +1,41 @@
+"""Experiments: matrices of runs (``sweep``) and the scratch-vs-pretrained comparison (``compare``).
+
+* :func:`run_sweep` — run a dataset × modality × init × seed matrix, skipping finished runs and
+  resuming interrupted ones (:mod:`.sweep`, matrix format in :mod:`.matrix`);
+* :func:`compare_runs` — group finished runs over seeds, pretraining gains and domain mismatch
+  (:mod:`.compare`); :func:`write_tables` — Markdown, CSV, LaTeX, JSON and a bar chart (:mod:`.tables`).
+
+Names load on first use (PEP 562), so importing the package pulls in neither torch nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Matrix": "dsod_depth.experiments.matrix",
+    "RunSpec": "dsod_depth.experiments.matrix",
+    "load_matrix": "dsod_depth.experiments.matrix",
+    "matrix_from_dict": "dsod_depth.experiments.matrix",
+    "run_sweep": "dsod_depth.experiments.sweep",
+    "run_state": "dsod_depth.experiments.sweep",
+    "SweepResult": "dsod_depth.experiments.sweep",
+    "compare_runs": "dsod_depth.experiments.compare",
+    "find_run_dirs": "dsod_depth.experiments.compare",
+    "write_tables": "dsod_depth.experiments.tables",
+    "render_markdown": "dsod_depth.experiments.tables",
+    "draw_bar_chart": "dsod_depth.experiments.chart",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

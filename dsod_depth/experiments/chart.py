@@ -1,0 +1,72 @@
+"""Bar chart of a comparison: mAP per modality × init, mean ± sample std over seeds, seeds as dots.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsod_depth.experiments.tables import metric_phrase
+
+__all__ = ["draw_bar_chart"]
+
+
+def draw_bar_chart(result: dict[str, Any], path: str | Path, *, dpi: int = 120) -> Path:
+    """Write a PNG with one panel per dataset: x = modality, one bar per init (height = mean mAP in
+    percent, error bar = sample std over seeds, none for one seed), each seed's mAP as a black dot,
+    the mean printed above its bar. Returns ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    datasets = result["datasets"]
+    # Panel width grows with the number of bars so that labels stay readable.
+    widths = [max(4.5, 1.0 + 0.55 * len(d["modalities"]) * len(d["inits"])) for d in datasets]
+    fig = Figure(figsize=(sum(widths), 4.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), squeeze=False, width_ratios=widths)[0]
+    colours = [f"C{i}" for i in range(10)]
+    for ax, dataset in zip(axes, datasets):
+        cells = {(g["modality"], g["init"]): g for g in result["groups"] if g["dataset"] == dataset["name"]}
+        modalities, inits = dataset["modalities"], dataset["inits"]
+        bar_width = 0.8 / len(inits)
+        top = 0.0
+        for j, init in enumerate(inits):
+            xs, means, errors, dots_x, dots_y = [], [], [], [], []
+            for i, modality in enumerate(modalities):
+                group = cells.get((modality, init))
+                if group is None:
+                    continue
+                x = i - 0.4 + bar_width * (j + 0.5)
+                std = group["map_std"] or 0.0
+                seeds = [100.0 * v for v in group["map_values"]]
+                xs.append(x)
+                means.append(100.0 * group["map_mean"])
+                errors.append(100.0 * std)
+                dots_x += [x] * group["n"]
+                dots_y += seeds
+                # The mean is printed above the error bar and the highest seed, never on top of them.
+                label_y = max(100.0 * (group["map_mean"] + std), *seeds)
+                ax.annotate(f"{means[-1]:.1f}", (x, label_y), xytext=(0, 3), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=7)  # fmt: skip
+                top = max(top, label_y)
+            ax.bar(xs, means, bar_width * 0.92, yerr=errors, capsize=3, color=colours[j % 10], label=init,
+                   error_kw={"elinewidth": 1.0})  # fmt: skip
+            ax.scatter(dots_x, dots_y, s=9, color="black", zorder=3, label="seeds" if j == 0 else None)
+        ax.set_xticks(np.arange(len(modalities)), modalities)
+        ax.set_xlim(-0.6, len(modalities) - 0.4)
+        ax.set_ylim(0.0, min(100.0, top * 1.18 + 2.0))
+        ax.set_xlabel("modality")
+        ax.set_ylabel(f"mAP [%] ({metric_phrase(dataset)})")
+        ax.set_title(f"{dataset['name']}: mean ± std over seeds")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        # Under the panel, so that it never hides a bar.
+        ax.legend(title="init", fontsize=8, title_fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                  ncols=len(inits) + 1, frameon=False)  # fmt: skip
+    path = Path(path)
+    fig.savefig(path, dpi=dpi, format="png")
+    return path

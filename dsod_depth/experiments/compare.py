@@ -1,0 +1,252 @@
+"""Scratch vs pretrained: gathering finished runs into groups, gains and domain-mismatch figures.
+
+:func:`compare_runs` reads each run folder's ``config.yaml`` and ``eval/<test split>/metrics.json``
+and returns plain containers (all scores are fractions in [0, 1], exact; the tables round):
+
+* a **group** is (dataset, modality, init) over seeds: mean and sample standard deviation
+  (n − 1 denominator; none for one seed) of the mAP and of each class's AP;
+* the **pretraining gain** of a non-scratch init on a modality is Δ = mean mAP(init) − mean mAP(scratch)
+  of the same dataset and modality. Every init other than ``scratch`` counts as pretrained and
+  gets its own Δ: ``imagenet`` (torchvision ImageNet weights) and each ``pretrained:NAME`` (a kit
+  checkpoint, e.g. an RGB detector or a ``pretrain`` backbone);
+* the **domain mismatch** of a depth-based modality m (every modality other than plain ``rgb``,
+  fusions included) for a pretrained init is Δ(rgb) − Δ(m): how much more the pretraining helps
+  colour images than m. Positive means the pretrained features transfer worse to m.
+
+Labels: the dataset of a run is the ``dataset`` attribute of its prepared store (``<store>/<test
+split>.h5``), or the store folder's name when the store cannot be read (e.g. run folders copied to
+another machine); the modality is ``data.modality`` in canonical form (``rgb+hha``; ``raw`` reads
+``depth``); the init is ``model.init`` labelled by :func:`~dsod_depth.experiments.naming.init_label`;
+the seed is ``train.seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dsod_depth.config import ExperimentConfig, load_config
+from dsod_depth.errors import KitError
+from dsod_depth.experiments.naming import (
+    canonical_modality,
+    init_label,
+    init_sort_key,
+    is_rgb,
+    modality_sort_key,
+)
+from dsod_depth.experiments.tables import write_tables
+
+__all__ = ["compare_runs", "write_tables", "find_run_dirs", "read_run", "dataset_name", "gains_and_mismatch"]
+
+# Settings that must agree between the seeds of one group (else the mean mixes different experiments).
+_SETUP_KEYS = ("model", "input_size", "iters", "batch_size", "accumulate")
+
+
+def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run folders from the arguments: a folder with ``config.yaml`` is a run; any other folder (e.g. a
+    sweep's output root) contributes every run folder below it, in sorted order."""
+    runs: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if (path / "config.yaml").is_file():
+            runs.append(path)
+        elif path.is_dir():
+            found = sorted(p.parent for p in path.rglob("config.yaml"))
+            if not found:
+                raise KitError(f"{path} holds no run folder (no config.yaml below it); pass run directories")
+            runs += found
+        else:
+            raise KitError(f"run directory {path} not found")
+    unique: dict[Path, Path] = {}  # resolved → as given (the same run named twice counts once)
+    for run in runs:
+        unique.setdefault(run.resolve(), run)
+    return list(unique.values())
+
+
+def dataset_name(config: ExperimentConfig) -> tuple[str, str]:
+    """(name, where it came from): the store's ``dataset`` attribute, else the store folder's name."""
+    store = Path(config.data.store) if config.data.store else None
+    if store is not None:
+        from dsod_depth.data.store import split_path
+
+        try:
+            import h5py
+
+            with h5py.File(split_path(store, config.data.test_split), "r") as f:
+                name = f.attrs.get("dataset", "")
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if name:
+                return name, "store"
+        except OSError:
+            pass
+        if store.name:
+            return store.name, "store folder"
+    return "unknown", "none"
+
+
+def _read_metrics(path: Path, run_dir: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise KitError(
+            f"{path} not found: run {run_dir} has no test metrics; finish it with "
+            f"`dsod-depth train --resume {run_dir}` or score it with `dsod-depth eval {run_dir}`"
+        )
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise KitError(f"{path} is not readable JSON ({err}); evaluate the run again") from None
+    ap = metrics.get("ap_per_class") if isinstance(metrics, dict) else None
+    value = metrics.get("map") if isinstance(metrics, dict) else None
+    ok = (
+        isinstance(ap, dict) and isinstance(metrics.get("metric"), str)
+        and isinstance(value, (int, float)) and math.isfinite(value)
+        and all(v is None or (isinstance(v, (int, float)) and math.isfinite(v)) for v in ap.values())
+    )  # fmt: skip
+    if not ok:
+        raise KitError(
+            f"{path} is not a metrics file of `dsod-depth eval` (needs metric, map, ap_per_class); "
+            "evaluate the run again"
+        )
+    return metrics
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """One finished run as a flat record (labels, setup, scores as fractions)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise KitError(
+            f"{run_dir} is not a run directory (no config.yaml); pass folders written by train or sweep"
+        )
+    config = load_config(config_path)
+    metrics = _read_metrics(run_dir / "eval" / config.data.test_split / "metrics.json", run_dir)
+    dataset, source = dataset_name(config)
+    return {
+        "run_dir": str(run_dir),
+        "dataset": dataset,
+        "dataset_source": source,
+        "modality": canonical_modality(config.data.modality),
+        "init": init_label(config.model.init),
+        "init_value": config.model.init,
+        "seed": config.train.seed,
+        "model": config.model.name,
+        "input_size": config.data.input_size,
+        "iters": config.train.iters,
+        "batch_size": config.train.batch_size,
+        "accumulate": config.optim.accumulate,
+        "effective_batch": config.train.batch_size * config.optim.accumulate,
+        "split": config.data.test_split,
+        "metric": metrics["metric"],
+        "iou_threshold": metrics.get("iou_threshold"),
+        "map": float(metrics["map"]),
+        "ap_per_class": {
+            str(k): (None if v is None else float(v)) for k, v in metrics["ap_per_class"].items()
+        },
+    }
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n − 1); std is None for fewer than two values."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _group(dataset: str, modality: str, init: str, runs: list[dict[str, Any]], classes: list[str]) -> dict:
+    runs = sorted(runs, key=lambda r: r["seed"])
+    name = f"{dataset}/{modality}/{init}"
+    for a, b in zip(runs, runs[1:]):
+        if a["seed"] == b["seed"]:
+            raise KitError(
+                f"runs {a['run_dir']} and {b['run_dir']} are the same experiment ({name}, seed {a['seed']}); "
+                "pass only one of them"
+            )
+    first = runs[0]
+    for run in runs[1:]:
+        differ = [k for k in _SETUP_KEYS if run[k] != first[k]]
+        if differ:
+            what = ", ".join(f"{k} {first[k]} vs {run[k]}" for k in differ)
+            raise KitError(
+                f"the seeds of {name} differ in setup ({what}: {first['run_dir']} and {run['run_dir']}); "
+                "compare runs trained alike"
+            )
+    maps = [r["map"] for r in runs]
+    mean, std = _mean_std(maps)
+    per_class = {}
+    for cls in classes:
+        values = [r["ap_per_class"].get(cls) for r in runs]
+        present = [v for v in values if v is not None]
+        cls_mean, cls_std = _mean_std(present)
+        per_class[cls] = {"mean": cls_mean, "std": cls_std, "values": values}
+    return {
+        "dataset": dataset, "modality": modality, "init": init, "n": len(runs),
+        "seeds": [r["seed"] for r in runs], "run_dirs": [r["run_dir"] for r in runs],
+        "map_values": maps, "map_mean": mean, "map_std": std, "ap_per_class": per_class,
+        **{k: first[k] for k in (*_SETUP_KEYS, "effective_batch")},
+    }  # fmt: skip
+
+
+def gains_and_mismatch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """Pretraining gains Δ and domain-mismatch figures from groups (``dataset``, ``modality``,
+    ``init``, ``map_mean``). Returns (gains, mismatch) in table order."""
+    mean = {(g["dataset"], g["modality"], g["init"]): g["map_mean"] for g in groups}
+    gains = []
+    for g in groups:
+        scratch = mean.get((g["dataset"], g["modality"], "scratch"))
+        if g["init"] != "scratch" and scratch is not None:
+            gains.append({
+                "dataset": g["dataset"], "modality": g["modality"], "init": g["init"],
+                "scratch_map": scratch, "init_map": g["map_mean"], "delta": g["map_mean"] - scratch,
+            })  # fmt: skip
+    delta = {(d["dataset"], d["modality"], d["init"]): d["delta"] for d in gains}
+    mismatch = []
+    for d in gains:
+        rgb = delta.get((d["dataset"], "rgb", d["init"]))
+        if not is_rgb(d["modality"]) and rgb is not None:
+            mismatch.append({
+                "dataset": d["dataset"], "modality": d["modality"], "init": d["init"],
+                "delta_rgb": rgb, "delta_modality": d["delta"], "mismatch": rgb - d["delta"],
+            })  # fmt: skip
+    return gains, mismatch
+
+
+def compare_runs(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
+    """Compare finished runs (folders, or folders holding run folders such as a sweep's output).
+
+    Returns ``{"runs", "groups", "gains", "mismatch", "datasets"}`` — lists of plain dicts (see the
+    module docstring); ``datasets`` gives per dataset its ``metric``, ``iou_threshold``, ``classes``,
+    ``modalities`` and ``inits`` in table order. Raises :class:`KitError` for a folder without test
+    metrics, two runs of the same cell and seed, seeds of one cell trained differently, or runs of
+    one dataset scored with different metrics.
+    """
+    runs = [read_run(d) for d in find_run_dirs(run_dirs)]
+    if not runs:
+        raise KitError("no run directories given")
+    order = lambda r: (r["dataset"], modality_sort_key(r["modality"]), init_sort_key(r["init"]), r["seed"])  # noqa: E731
+    runs.sort(key=order)
+    datasets, groups = [], []
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        mine = [r for r in runs if r["dataset"] == dataset]
+        scoring = {(r["metric"], r["iou_threshold"]) for r in mine}
+        if len(scoring) > 1:
+            detail = "; ".join(f"{r['run_dir']}: {r['metric']}" for r in mine)
+            raise KitError(
+                f"the {dataset} runs were scored differently ({detail}); re-score them alike with "
+                "`dsod-depth eval RUN_DIR --metric voc07`"
+            )
+        classes = list(dict.fromkeys(c for r in mine for c in r["ap_per_class"]))
+        cells = list(dict.fromkeys((r["modality"], r["init"]) for r in mine))
+        for modality, init in cells:
+            members = [r for r in mine if (r["modality"], r["init"]) == (modality, init)]
+            groups.append(_group(dataset, modality, init, members, classes))
+        datasets.append({
+            "name": dataset, "split": mine[0]["split"], "metric": mine[0]["metric"],
+            "iou_threshold": mine[0]["iou_threshold"],
+            "classes": classes, "modalities": list(dict.fromkeys(m for m, _ in cells)),
+            "inits": sorted({i for _, i in cells}, key=init_sort_key),
+        })  # fmt: skip
+    gains, mismatch = gains_and_mismatch(groups)
+    return {"runs": runs, "groups": groups, "gains": gains, "mismatch": mismatch, "datasets": datasets}

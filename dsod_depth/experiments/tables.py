@@ -1,0 +1,302 @@
+"""The comparison as tables: Markdown, LaTeX (booktabs) and CSV, from :func:`compare_runs`'s result.
+
+Per dataset, three tables: (1) mAP mean ± sample std over seeds per modality × init with the
+pretraining gain Δ, (2) the domain mismatch Δ(rgb) − Δ(modality), (3) AP per class. Scores are
+percent with one decimal, gains and mismatch in points; "—" marks what does not exist (the std of
+one seed, a class absent from the test split). The CSV is one row per (dataset, modality, init)
+with the same numbers and empty cells for "—"; exact fractions are in the JSON beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dsod_depth.errors import KitError
+
+__all__ = ["Table", "dataset_tables", "render_markdown", "render_latex", "render_csv", "write_tables"]
+
+DASH = "—"
+
+
+@dataclass(frozen=True)
+class Table:
+    caption: str
+    header: tuple[str, ...]
+    align: str  # one letter per column: l (text) or r (numbers)
+    rows: tuple[tuple[str, ...], ...]
+
+
+def pct(value: float | None) -> str:
+    """Fraction → percent with one decimal; None → '—'."""
+    return DASH if value is None else f"{100.0 * value:.1f}"
+
+
+def points(value: float | None) -> str:
+    """Difference of fractions → signed points with one decimal ('0.0' instead of '±0.0')."""
+    if value is None:
+        return DASH
+    text = f"{100.0 * value:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else text
+
+
+def metric_phrase(dataset: dict[str, Any]) -> str:
+    iou = dataset.get("iou_threshold")
+    at = f" at IoU {iou:g}" if isinstance(iou, (int, float)) else ""
+    return {
+        "voc07": f"VOC07 11-point AP{at}",
+        "voc12": f"VOC area AP{at}",
+        "coco": "COCO AP@[.50:.95]",
+    }.get(dataset["metric"], dataset["metric"])
+
+
+def _seeds_phrase(groups: list[dict[str, Any]]) -> str:
+    seed_sets = {tuple(g["seeds"]) for g in groups}
+    if len(seed_sets) == 1:
+        seeds = next(iter(seed_sets))
+        return f"Seeds: {len(seeds)} per cell ({', '.join(map(str, seeds))})."
+    counts = [g["n"] for g in groups]
+    return f"Seeds per cell: {min(counts)} to {max(counts)} (column n)."
+
+
+def _budget_phrase(groups: list[dict[str, Any]]) -> str:
+    budgets: dict[tuple[int, int, int], list[str]] = {}
+    for g in groups:
+        key = (g["iters"], g["batch_size"], g["accumulate"])
+        budgets.setdefault(key, []).append(f"{g['modality']}/{g['init']}")
+    parts = []
+    for (iters, batch, accumulate), cells in budgets.items():
+        effective = batch * accumulate
+        text = (
+            f"{iters:,} iterations × effective batch {effective} (batch_size {batch} × accumulate "
+            f"{accumulate} per process) = {iters * effective:,} images per run"
+        )
+        parts.append(text if len(budgets) == 1 else f"{text} ({', '.join(cells)})")
+    label = "Training budget" if len(budgets) == 1 else "Training budgets"
+    return f"{label}: {'; '.join(parts)}."
+
+
+def _pretrained_phrase(runs: list[dict[str, Any]]) -> str:
+    inits = {r["init"]: r["init_value"] for r in runs if r["init"] != "scratch"}
+    if not inits:
+        return "All runs are trained from scratch."
+    parts = []
+    for label in sorted(inits):
+        value = inits[label]
+        if label == "imagenet":
+            parts.append("imagenet = torchvision ImageNet-1k weights")
+        else:
+            parts.append(f"{label} = kit checkpoint {value.split(':', 1)[1]}")
+    return f"Pretrained = every init other than scratch: {'; '.join(parts)}."
+
+
+def dataset_tables(result: dict[str, Any], dataset: dict[str, Any], first_number: int = 1) -> list[Table]:
+    """The tables of one dataset (entry of ``result["datasets"]``), numbered from ``first_number``."""
+    name = dataset["name"]
+    groups = [g for g in result["groups"] if g["dataset"] == name]
+    runs = [r for r in result["runs"] if r["dataset"] == name]
+    gains = {(d["modality"], d["init"]): d["delta"] for d in result["gains"] if d["dataset"] == name}
+    mismatch = [m for m in result["mismatch"] if m["dataset"] == name]
+    has_scratch = {g["modality"] for g in groups if g["init"] == "scratch"}
+    number = first_number
+
+    rows = []
+    for g in groups:
+        if g["init"] == "scratch":
+            delta = "ref."
+        else:
+            delta = points(gains.get((g["modality"], g["init"]))) if g["modality"] in has_scratch else DASH
+        score = f"{pct(g['map_mean'])} ± {pct(g['map_std'])}"
+        rows.append((g["modality"], g["init"], g["model"], str(g["n"]), score, delta))
+    caption = (
+        f"Table {number}. {name}: mAP [%] on the {dataset['split']} split ({metric_phrase(dataset)}), mean ± "
+        f"sample standard deviation over seeds (n seeds; {DASH} when n = 1). Δ = mAP(init) − mAP(scratch) "
+        f"of the same modality, in points, from the unrounded means. {_pretrained_phrase(runs)} "
+        f"{_seeds_phrase(groups)} {_budget_phrase(groups)}"
+    )
+    header = ("modality", "init", "model", "n", "mAP [%]", "Δ vs scratch")
+    tables = [Table(caption, header, "lllrrr", tuple(rows))]
+    number += 1
+
+    caption = (
+        f"Table {number}. {name}: domain mismatch = Δ(rgb) − Δ(modality), in points from the unrounded "
+        "means, for each depth-based modality and pretrained init: how much more the pretraining helps "
+        "RGB than that modality (positive: the pretrained features transfer worse to it)."
+    )
+    rows = [
+        (m["modality"], m["init"], points(m["delta_rgb"]), points(m["delta_modality"]), points(m["mismatch"]))
+        for m in mismatch
+    ]
+    if not rows:
+        caption += (
+            f" No figure for {name}: it needs rgb and a depth-based modality, each trained from scratch "
+            "and from the same pretrained init."
+        )
+    header = ("modality", "init", "Δ rgb", "Δ modality", "Δ(rgb) − Δ(modality)")
+    tables.append(Table(caption, header, "llrrr", tuple(rows)))
+    number += 1
+
+    caption = (
+        f"Table {number}. {name}: AP per class [%] ({metric_phrase(dataset)}), mean over seeds; "
+        f"{DASH} = class absent from the {dataset['split']} split."
+    )
+    header = ("class", *(f"{g['modality']} / {g['init']}" for g in groups))
+    rows = [(cls, *(pct(g["ap_per_class"][cls]["mean"]) for g in groups)) for cls in dataset["classes"]]
+    rows.append(("mAP", *(pct(g["map_mean"]) for g in groups)))
+    tables.append(Table(caption, header, "l" + "r" * len(groups), tuple(rows)))
+    return tables
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def _markdown_table(table: Table) -> list[str]:
+    lines = [table.caption, ""]
+    if not table.rows:
+        return lines
+    rule = ["---:" if a == "r" else "---" for a in table.align]
+    for row in (table.header, rule, *table.rows):
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    return lines
+
+
+def render_markdown(
+    result: dict[str, Any], *, chart_name: str | None = None, json_name: str | None = None
+) -> str:
+    """The whole comparison as a Markdown document (one section per dataset)."""
+    num_runs, num_groups = len(result["runs"]), len(result["groups"])
+    lines = ["# Scratch vs pretrained initialisation", ""]
+    intro = f"{num_runs} runs in {num_groups} groups (dataset × modality × init)."
+    if json_name:
+        intro += f" Exact values: `{json_name}`."
+    lines += [intro, ""]
+    if chart_name:
+        lines += [f"![mAP per modality and init]({chart_name})", ""]
+    number = 1
+    for dataset in result["datasets"]:
+        lines += [f"## {dataset['name']}", ""]
+        tables = dataset_tables(result, dataset, number)
+        number += len(tables)
+        for table in tables:
+            lines += _markdown_table(table)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "±": r"$\pm$", "—": "---", "Δ": r"$\Delta$", "−": r"$-$", "×": r"$\times$", "`": "",
+}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    """Plain text (with ±, Δ, −, ×, —) → LaTeX text-mode source."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def render_latex(result: dict[str, Any]) -> str:
+    """Every table as a LaTeX ``table`` float (booktabs rules; needs ``\\usepackage{booktabs}``)."""
+    lines = ["% Scratch vs pretrained initialisation (dsod-depth compare); needs \\usepackage{booktabs}", ""]
+    number = 1
+    for dataset in result["datasets"]:
+        tables = dataset_tables(result, dataset, number)
+        number += len(tables)
+        for table in tables:
+            caption = table.caption.split(". ", 1)[1]  # LaTeX numbers the tables itself
+            lines += ["\\begin{table}[t]", "\\centering", f"\\caption{{{latex_escape(caption)}}}"]
+            if table.rows:
+                lines += [f"\\begin{{tabular}}{{{table.align}}}", "\\toprule"]
+                lines.append(" & ".join(latex_escape(c) for c in table.header) + r" \\")
+                lines.append("\\midrule")
+                lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in table.rows]
+                lines += ["\\bottomrule", "\\end{tabular}"]
+            lines += ["\\end{table}", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def render_csv(result: dict[str, Any]) -> str:
+    """One row per (dataset, modality, init): the numbers of all tables (percent / points, one decimal)."""
+    gains = {(d["dataset"], d["modality"], d["init"]): d["delta"] for d in result["gains"]}
+    mismatch = {(m["dataset"], m["modality"], m["init"]): m["mismatch"] for m in result["mismatch"]}
+    classes = list(dict.fromkeys(c for d in result["datasets"] for c in d["classes"]))
+    metric = {d["name"]: d["metric"] for d in result["datasets"]}
+
+    def num(value: float | None) -> str:
+        text = "" if value is None else f"{100.0 * value:.1f}"
+        return "0.0" if text == "-0.0" else text
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([
+        "dataset", "modality", "init", "model", "n", "seeds", "metric", "map_pct", "std_pct",
+        "delta_vs_scratch_pts", "mismatch_pts", "iters", "effective_batch", "images",
+        *(f"AP {c}" for c in classes),
+    ])  # fmt: skip
+    for g in result["groups"]:
+        key = (g["dataset"], g["modality"], g["init"])
+        per_class = [num(g["ap_per_class"][c]["mean"]) if c in g["ap_per_class"] else "" for c in classes]
+        writer.writerow([
+            g["dataset"], g["modality"], g["init"], g["model"], g["n"], " ".join(map(str, g["seeds"])),
+            metric[g["dataset"]], num(g["map_mean"]), num(g["map_std"]), num(gains.get(key)),
+            num(mismatch.get(key)), g["iters"], g["effective_batch"], g["iters"] * g["effective_batch"],
+            *per_class,
+        ])  # fmt: skip
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Temporary file in the same folder, then rename: a reader never sees half a table."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; tables are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tables(result: dict[str, Any], out_md: str | Path, *, chart: bool = True) -> dict[str, Path]:
+    """Write ``out_md`` (Markdown) and beside it, with the same stem, ``.csv``, ``.tex``, ``.json``
+    (the exact result) and ``.png`` (the bar chart, unless ``chart`` is False).
+
+    Returns {"md", "csv", "tex", "json", "png"} → paths. Each file is written atomically.
+    """
+    from dsod_depth.evaluation import write_json_atomic
+
+    out_md = Path(out_md)
+    if out_md.suffix != ".md":
+        raise KitError(
+            f"--out {out_md}: name a Markdown file ending in .md (CSV, LaTeX, JSON, PNG go beside it)"
+        )
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out_md.with_suffix(f".{kind}") for kind in ("md", "csv", "tex", "json", "png")}
+    if chart:
+        from dsod_depth.experiments.chart import draw_bar_chart
+
+        tmp = paths["png"].with_name(f".{paths['png'].name}.tmp")
+        try:
+            draw_bar_chart(result, tmp)
+            os.replace(tmp, paths["png"])
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        del paths["png"]
+    write_json_atomic(paths["json"], result)
+    _write_text_atomic(paths["csv"], render_csv(result))
+    _write_text_atomic(paths["tex"], render_latex(result))
+    markdown = render_markdown(
+        result, chart_name=paths["png"].name if chart else None, json_name=paths["json"].name
+    )
+    _write_text_atomic(paths["md"], markdown)
+    return paths
