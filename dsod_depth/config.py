@@ -26,6 +26,8 @@ class DataConfig:
     modality: str = "rgb"  # channel groups fed to the network: rgb, depth, hha, rgb_hha, rgb_depth, ...
     input_size: int = 300  # square network input in pixels
     augment: bool = True  # SSD photometric + expand + crop + flip on the training split
+    expand_prob: float = 0.5  # probability of the SSD zoom-out ("expand") step
+    max_expand: float = 4.0  # largest canvas-to-image ratio of the zoom-out
     train_split: str = "train"
     test_split: str = "test"
     num_workers: int = 2  # DataLoader worker processes per rank

@@ -114,14 +114,11 @@ class Trainer:
         self.amp_dtype = amp_dtype_for(config, self.device)
         torch.manual_seed(config.train.seed)
         data = config.data
+        augment = {"expand_prob": data.expand_prob, "max_expand": data.max_expand}
         self.train_set = DetectionDataset(
-            data.store,
-            data.train_split,
-            data.modality,
-            data.input_size,
-            train=data.augment,
-            seed=config.train.seed,
-        )
+            data.store, data.train_split, data.modality, data.input_size, train=data.augment,
+            seed=config.train.seed, augment_options=augment,
+        )  # fmt: skip
         self.test_set = DetectionDataset(
             data.store, data.test_split, data.modality, data.input_size, train=False
         )
