@@ -31,6 +31,10 @@ $(STAMP): pyproject.toml | system-deps
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The main job: the whole study on SynthRooms (about 15 minutes on two CPU cores).
+demo: $(STAMP)
+	$(VENV)/bin/dsod-depth demo
+
 # The default suite: lint, then every test not marked slow.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,13 +15,12 @@ never divides depth by 255). Every expected problem raises :class:`KitError`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from dsod_depth.errors import KitError
+from dsod_depth.fileio import atomic_output
 
 NYU_DEPTH_PARAMS = (351.3, 1092.5)  # metres = p1 / (p2 - raw)
 NYU_MAX_DEPTH_M = 10.0
@@ -198,14 +197,5 @@ def save_png_atomic(path: str | Path, image: np.ndarray) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise KitError(f"output folder does not exist: {folder}; create it first")
-    try:
-        handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise KitError(f"cannot write to {folder}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(handle, "wb") as f:
-            Image.fromarray(np.ascontiguousarray(image)).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG")

@@ -39,6 +39,7 @@ from dsod_depth.data.sample import RGBDSample
 from dsod_depth.data.stats import merge_moments, moments_to_mean_std
 from dsod_depth.data.store import DEPTH_SCALE, DEPTH_UNIT, FORMAT, FORMAT_VERSION, split_path
 from dsod_depth.errors import KitError
+from dsod_depth.fileio import write_text_atomic
 
 __all__ = ["SplitSource", "write_store", "stat_groups"]
 
@@ -386,6 +387,4 @@ def _existing(final: Path, header: dict[str, Any], stats):
 def _write_stats_json(path: Path, stats: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     """Human-readable copy of the training statistics, written atomically."""
     text = json.dumps({g: {"mean": m.tolist(), "std": s.tolist()} for g, (m, s) in stats.items()}, indent=2)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, text + "\n")

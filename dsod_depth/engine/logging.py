@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from dsod_depth.fileio import write_text_atomic
+
 
 class MetricsLogger:
     """Appends metrics to ``<run>/metrics.jsonl`` and mirrors numbers to TensorBoard.
@@ -45,7 +47,7 @@ class MetricsLogger:
             return
         lines = self.path.read_text().splitlines()
         kept = [line for line in lines if line and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def close(self) -> None:
         if self._writer is not None:

@@ -34,6 +34,7 @@ from dsod_depth.engine.checkpoint import save_checkpoint
 from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.schedule import lr_factor
 from dsod_depth.errors import KitError
+from dsod_depth.fileio import write_text_atomic
 
 MIN_CROP_PIXELS = 8  # boxes smaller than this on either side carry too little signal to classify
 CONTEXT = 1.2  # crops take a margin of context around the box, as R-CNN-style classifiers do
@@ -148,7 +149,7 @@ def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = 
         params, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    write_text_atomic(out_dir / "config.yaml", dump_config(config))
     (out_dir / "metrics.jsonl").unlink(missing_ok=True)
     logger = MetricsLogger(out_dir, tensorboard=False)
     steps_per_epoch = len(train_crops) // config.train.batch_size
@@ -197,5 +198,5 @@ def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = 
             "step": step,
         },
     )  # fmt: skip
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -43,6 +43,7 @@ from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.model_setup import build_model_for, optimiser_for
 from dsod_depth.engine.schedule import lr_factor
 from dsod_depth.errors import KitError
+from dsod_depth.fileio import write_text_atomic
 
 
 @dataclass
@@ -294,7 +295,7 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: Path) -> None:
                        "or choose another --out")  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    write_text_atomic(run_dir / "config.yaml", dump_config(config))
 
 
 def train(

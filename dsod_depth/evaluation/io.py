@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from dsod_depth.errors import KitError
+from dsod_depth.fileio import write_text_atomic
 
 __all__ = ["GroundTruthFile", "DetectionsFile", "load_ground_truth", "load_detections", "write_json_atomic"]
 
@@ -303,19 +303,4 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
         text = json.dumps(data, indent=2, allow_nan=False) + "\n"
     except ValueError as err:
         raise KitError(f"cannot write {p}: {err}") from None
-    tmp_name = None
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=p.parent, prefix=f".{p.name}.",
-                                         suffix=".tmp", delete=False) as tmp:  # fmt: skip
-            tmp_name = tmp.name
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, p)
-        tmp_name = None
-    except OSError as err:
-        raise KitError(f"cannot write {p}: {err.strerror or err}") from None
-    finally:
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    write_text_atomic(p, text)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dsod_depth.errors import KitError
+from dsod_depth.fileio import atomic_output, write_text_atomic
 
 __all__ = ["Table", "dataset_tables", "render_markdown", "render_latex", "render_csv", "write_tables"]
 
@@ -253,19 +252,6 @@ def render_csv(result: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Temporary file in the same folder, then rename: a reader never sees half a table."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; tables are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tables(result: dict[str, Any], out_md: str | Path, *, chart: bool = True) -> dict[str, Path]:
     """Write ``out_md`` (Markdown) and beside it, with the same stem, ``.csv``, ``.tex``, ``.json``
     (the exact result) and ``.png`` (the bar chart, unless ``chart`` is False).
@@ -284,19 +270,15 @@ def write_tables(result: dict[str, Any], out_md: str | Path, *, chart: bool = Tr
     if chart:
         from dsod_depth.experiments.chart import draw_bar_chart
 
-        tmp = paths["png"].with_name(f".{paths['png'].name}.tmp")
-        try:
+        with atomic_output(paths["png"]) as tmp:
             draw_bar_chart(result, tmp)
-            os.replace(tmp, paths["png"])
-        finally:
-            tmp.unlink(missing_ok=True)
     else:
         del paths["png"]
     write_json_atomic(paths["json"], result)
-    _write_text_atomic(paths["csv"], render_csv(result))
-    _write_text_atomic(paths["tex"], render_latex(result))
+    write_text_atomic(paths["csv"], render_csv(result))
+    write_text_atomic(paths["tex"], render_latex(result))
     markdown = render_markdown(
         result, chart_name=paths["png"].name if chart else None, json_name=paths["json"].name
     )
-    _write_text_atomic(paths["md"], markdown)
+    write_text_atomic(paths["md"], markdown)
     return paths

@@ -8,17 +8,14 @@ given in whole pixels and the DPI is fixed, so a saved PNG is exactly ``width_px
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dsod_depth.errors import KitError
+from dsod_depth.fileio import atomic_output
 
 __all__ = ["DPI", "atomic_output", "class_colors", "new_figure", "readable_text_color", "save_figure"]
 
@@ -30,35 +27,6 @@ def new_figure(width_px: int, height_px: int) -> Figure:
     fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
     FigureCanvasAgg(fig)  # attaches itself to the figure; needed for text extents and savefig
     return fig
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; when the block succeeds, move it onto ``path``.
-
-    A reader never sees a half-written file and an interrupted run leaves none behind. The file gets
-    the usual permissions (``0o666`` less the umask; ``mkstemp`` alone would leave it private), and
-    an OS failure becomes a :class:`KitError` naming the file.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                                    dir=path.parent)  # same extension: writers that pick a format by it
-        os.close(fd)
-    except OSError as err:
-        raise KitError(f"cannot write {path}: {err.strerror or err}") from None
-    tmp = Path(name)
-    try:
-        yield tmp
-        umask = os.umask(0)  # reading the umask means setting it; put it straight back
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise KitError(f"cannot write {path}: {err.strerror or err}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
