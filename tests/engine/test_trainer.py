@@ -114,3 +114,29 @@ def test_lr_follows_schedule_in_metrics(tiny_store, tmp_path):
     train(load_config(cfg), tmp_path / "run", progress=False)
     lrs = [r["lr"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "lr" in r]
     assert [math.isclose(a, b) for a, b in zip(lrs, [0.01, 0.01, 0.005])] == [True] * 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="AMP runs on CUDA only (no GPU here)")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_channels_last_training_on_cuda(tiny_store, tmp_path, amp):
+    cfg = write_config(
+        tmp_path / "cfg.yaml",
+        tiny_store,
+        train={"iters": 3, "device": "cuda", "amp": amp, "channels_last": True},
+    )
+    state = train(load_config(cfg), tmp_path / "run", progress=False)
+    assert state.step == 3
+    records = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert all(math.isfinite(r["loss"]) for r in records)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert all(v.dtype != torch.float16 for v in ckpt["model"].values())  # master weights stay float32
+    if amp == "fp16":
+        assert ckpt["scaler"]  # the loss scaler state is saved for exact resume
+
+
+def test_amp_is_off_on_cpu(tiny_store, tmp_path):
+    from dsod_depth.engine.trainer import amp_dtype_for
+
+    config = load_config(write_config(tmp_path / "cfg.yaml", tiny_store, train={"amp": "bf16"}))
+    assert amp_dtype_for(config, torch.device("cpu")) is None
+    assert amp_dtype_for(config, torch.device("cuda")) is torch.bfloat16
