@@ -23,6 +23,7 @@ from typing import Any
 
 from dsod_depth.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from dsod_depth.errors import KitError
+from dsod_depth.experiments.compare import compare_runs, write_tables
 from dsod_depth.fileio import write_text_atomic
 
 MODALITIES = ("rgb", "depth", "hha", "rgb+hha")
@@ -207,6 +208,7 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
         rows.append({"dataset": "synthrooms", "modality": modality, "init": label, "seed": seed,
                      "map": float(metrics["map"])})  # fmt: skip
     write_text_atomic(out / "results.json", json.dumps(rows, indent=2) + "\n")
+    rows = [{**row, "run_dir": str(run[0])} for row, run in zip(rows, runs)]
     report = write_report(out, [r[0] for r in runs], rows, settings, time.perf_counter() - start)
     return {"rows": rows, "table": report["table"], "report": report["path"]}
 
@@ -243,28 +245,33 @@ def write_report(
         f"{settings.frame_size[1]}), `dsod_tiny` at {settings.input_size}×{settings.input_size}, "
         f"{settings.iters} steps × batch {settings.batch_size} per run, {settings.seeds} seed(s); "
         f"RGB-pretrained = backbone pretrained for {settings.pretrain_iters} steps on RGB object crops. "
-        f"VOC07 11-point mAP@0.5 on the test split. Total time {seconds / 60:.1f} min.",
+        f"VOC07 11-point mAP@0.5 on the test split. This invocation took {seconds / 60:.1f} min "
+        "(reruns skip finished steps).",
         "",
         table,
         "",
     ]
-    try:
-        from dsod_depth.experiments.compare import compare_runs, write_tables
+    write_tables(compare_runs(run_dirs), out / "comparison.md")
+    sections += [
+        "Full comparison (per-class AP, domain-mismatch table, bar chart): [comparison.md](comparison.md)",
+        "",
+        "![mAP per modality and init](comparison.png)",
+        "",
+    ]
+    by_dir = {r["run_dir"]: r for r in rows}
+    depth_runs = [d for d in run_dirs if by_dir[str(d)]["modality"] in DEPTH_MODALITIES]
+    if depth_runs:
+        best = max(depth_runs, key=lambda d: by_dir[str(d)]["map"])
+        row = by_dir[str(best)]
+        from dsod_depth.viz import visualize_run  # matplotlib and open3d only when figures are drawn
 
-        comparison = compare_runs(run_dirs)
-        files = write_tables(comparison, out / "comparison.md")
-        sections += ["Full comparison (per-class AP, mismatch figure): [comparison.md](comparison.md)", ""]
-        del files
-    except ImportError:  # the comparison tables are an optional extra of the report
-        pass
-    best_depth = max(
-        (r for r in rows if r["modality"] in DEPTH_MODALITIES), key=lambda r: r["map"], default=None
-    )
-    if best_depth is not None:
-        sections.append(
-            f"Best depth-only run: {best_depth['modality']} / {best_depth['init']} "
-            f"with mAP@0.5 = {100 * best_depth['map']:.1f} %."
-        )
+        figures = visualize_run(best, split="test", num_frames=6, score_threshold=0.3, progress=False)
+        link = figures.report.relative_to(out)
+        sections += [
+            f"Best depth-only run: {row['modality']} / {row['init']} (seed {row['seed']}) with mAP@0.5 = "
+            f"{100 * row['map']:.1f} %. Its detections on RGB, colourised depth and HHA, PR curves, "
+            f"training curves and 3D view: [{link}]({link}).",
+        ]
     path = out / "report.md"
     write_text_atomic(path, "\n".join(sections) + "\n")
     return {"table": table, "path": path}
