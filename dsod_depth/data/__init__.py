@@ -6,10 +6,8 @@ importing the package (e.g. for the CLI's list of preparers) does not pull in h5
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from dsod_depth.data.sample import RGBDSample
+from dsod_depth.lazy import lazy_exports
 
 # Public name → module that defines it (loaded lazily, PEP 562).
 _LAZY = {
@@ -34,11 +32,4 @@ _LAZY = {
 __all__ = ["RGBDSample", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -10,8 +10,7 @@ Names load on first use (PEP 562), so importing the package pulls in neither tor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dsod_depth.lazy import lazy_exports
 
 _LAZY = {
     "Matrix": "dsod_depth.experiments.matrix",
@@ -31,11 +30,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
