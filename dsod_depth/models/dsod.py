@@ -29,7 +29,7 @@ grows quadratically with the block length (the official code fits 4 images per G
 * ``memory_efficient=True`` recomputes each dense layer (concatenation, both BN-ReLU-conv units) in
   the backward pass with :func:`torch.utils.checkpoint.checkpoint`, like torchvision's
   ``DenseNet(memory_efficient=True)`` but over the whole layer; only the block input and the new
-  ``growth``-channel features are stored. The stem and the transitions are recomputed as well (the
+  ``growth``-channel features are stored. The stem and transitions 1 and 4 are recomputed as well (the
   stem's 150×150 maps are the largest activations left otherwise). BatchNorm running statistics are
   restored after each recomputation, so they are updated once per step as without checkpointing;
   gradients are identical. ``benchmarks/bench_models.py`` measures the memory saved and the time spent.
@@ -39,9 +39,9 @@ grows quadratically with the block length (the official code fits 4 images per G
   used only without gradients (inference): autograd, and checkpointing too, records the version of
   every tensor it saves, and writing into a buffer whose views were saved invalidates them. With
   gradients the block uses ``torch.cat``. Whether it helps depends on what reads the view:
-  ``batch_norm`` copies a strided slice first (no gain), while the ``addcmul`` form of an eval-mode BN
-  used by :func:`dsod_depth.models.inference.prepare_for_inference` reads it in place (a gain in
-  channels-last; ``benchmarks/bench_models.py`` measures it).
+  ``batch_norm`` copies a strided slice first (no gain), while the per-channel clamp that
+  :func:`dsod_depth.models.inference.prepare_for_inference` puts in place of an eval-mode BN + ReLU
+  reads it in place (a few per cent faster; ``benchmarks/bench_models.py`` measures it).
 """
 
 from __future__ import annotations
@@ -194,6 +194,10 @@ class DenseBlock(nn.Module):
         return self._forward_list(x, self.memory_efficient)
 
     def _forward_list(self, x: torch.Tensor, use_checkpoint: bool) -> torch.Tensor:
+        return torch.cat(self.feature_list(x, use_checkpoint), dim=1)  # [N, C_out, H, W]
+
+    def feature_list(self, x: torch.Tensor, use_checkpoint: bool) -> list[torch.Tensor]:
+        """[input [N, C, H, W], new_1 [N, growth, H, W], …]: the block output before concatenation."""
         features = [x]
         for layer in self.layers:
             if use_checkpoint:
@@ -202,7 +206,7 @@ class DenseBlock(nn.Module):
                 features.append(recompute_in_backward(layer.forward_parts, layer, *features))
             else:
                 features.append(layer.forward_parts(*features))
-        return torch.cat(features, dim=1)  # [N, C_out, H, W]
+        return features
 
     def _forward_buffer(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -267,16 +271,30 @@ class DSODBackbone(nn.Module):
         self.transition4 = NormReLUConv(self.block4.out_channels, second_channels, 1, **unit)
         caffe_xavier_(self)
 
-    def _unit(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        # With memory_efficient, the stem and the transitions are recomputed too: at 300×300 the stem's
-        # 150×150 maps and transition 1's 75×75 ones would otherwise dominate what is stored.
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        # With memory_efficient the stem is recomputed too: at 300×300 its 150×150 maps would otherwise
+        # be the largest activations stored.
         if self.memory_efficient and torch.is_grad_enabled():
-            return recompute_in_backward(module, module, x)
-        return module(x)
+            return recompute_in_backward(self.stem, self.stem, x)
+        return self.stem(x)
+
+    def _block(
+        self, block: DenseBlock, transition: nn.Module, x: torch.Tensor, recompute: bool
+    ) -> torch.Tensor:
+        """transition(block(x)). With memory_efficient the dense layers are recomputed and, if
+        ``recompute``, the transition too, with the block's final concatenation inside it so that the
+        block output is never stored next to its parts."""
+        if self.memory_efficient and torch.is_grad_enabled() and recompute:
+            parts = block.feature_list(x, use_checkpoint=True)
+            return recompute_in_backward(lambda *p: transition(torch.cat(p, dim=1)), transition, *parts)
+        return transition(block(x))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self._unit(self.transition1, self.block1(self._unit(self.stem, x)))
-        first = self._unit(self.transition2, self.block2(x))
-        x = self._unit(self.transition3, self.block3(self.pool2(first)))
-        second = self._unit(self.transition4, self.block4(x))
+        # Transition 1 (75×75 input) and 4 (1568 channels in, cheap 1×1 to 256) are recomputed with
+        # memory_efficient. Transitions 2 and 3 are not: at 300×300 recomputing them costs 1.4 GMAC per
+        # image and lowers no peak (measured: the peak falls during the backward of blocks 1–2).
+        x = self._block(self.block1, self.transition1, self._stem(x), recompute=True)
+        first = self._block(self.block2, self.transition2, x, recompute=False)
+        x = self._block(self.block3, self.transition3, self.pool2(first), recompute=False)
+        second = self._block(self.block4, self.transition4, x, recompute=True)
         return first, second

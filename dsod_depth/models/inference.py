@@ -5,12 +5,17 @@
 * every BatchNorm that directly follows a convolution folded into that convolution's weights and bias
   (``torch.nn.utils.fusion.fuse_conv_bn_eval``): the stem's conv → BN, each dense layer's
   bottleneck conv → BN of its 3×3 unit, the learned halves' 1×1 conv → BN, and the heads' conv → BN.
-  DSOD's pre-activation BatchNorms (BN → ReLU → conv) cannot be folded: a ReLU sits between them and
-  the next convolution, so they become :class:`ChannelAffine` (one ``addcmul``);
+  DSOD's pre-activation BatchNorms (BN → ReLU → conv) cannot be folded directly, a ReLU sits between
+  them and the next convolution; before a 1×1 conv they become a per-channel clamp whose affine part
+  folds into the conv (:func:`fold_preactivation`, one elementwise pass instead of two), and the few
+  others (torchvision DenseNet layers) become :class:`ChannelAffine` (one ``addcmul``);
+* the heads' loc and conf convolutions of each map merged into one, with the L2Norm scale folded in
+  (:class:`FusedMultiBoxHead`);
 * optionally channels-last (NHWC) weights and inputs, which oneDNN's CPU convolutions and PyTorch's
   CPU max pooling run much faster than NCHW;
-* optionally ``concat="buffer"`` in the dense blocks: no quadratic concatenation copies, since
-  ``ChannelAffine`` reads each layer's input slice of the preallocated block buffer in place.
+* optionally ``concat="buffer"`` in the dense blocks: no quadratic concatenation copies, since the
+  clamp reads each layer's input slice of the preallocated block buffer in place (``batch_norm``
+  would copy a strided slice first).
 
 ``benchmarks/bench_models.py`` measures each step.
 
@@ -22,11 +27,12 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from dsod_depth.models.dsod import DenseBlock, DenseLayer
-from dsod_depth.models.heads import SingleShotDetector
+from dsod_depth.models.heads import L2Norm, MultiBoxHead, SingleShotDetector
 from dsod_depth.models.layers import NormReLUConv
 
 
@@ -79,6 +85,58 @@ class ChannelAffine(nn.Module):
         return torch.addcmul(self.shift, x, self.scale)
 
 
+class ChannelClamp(nn.Module):
+    """y = clamp(x, lo[c], hi[c]): a per-channel clamp, one pass, any memory layout.
+
+    [N, C, H, W] → [N, C, H, W] (a new tensor in the input's memory format); ``lo``/``hi`` [1, C, 1, 1].
+    """
+
+    def __init__(self, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("lo", lo.view(1, -1, 1, 1))
+        self.register_buffer("hi", hi.view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, min=self.lo, max=self.hi)
+
+
+def fold_preactivation(module: nn.Module) -> int:
+    """Rewrite, in place, each eval-mode BN → ReLU → 1×1 conv (:class:`NormReLUConv`) as a per-channel
+    clamp followed by a 1×1 conv with folded weights and bias. Returns the number of rewrites.
+
+    With the BN as y = a·x + b per channel: ReLU(a·x + b) = a·clamp(x, lo, hi) + b', where for a > 0
+    lo = −b/a, hi = +∞; for a < 0 lo = −∞, hi = −b/a; for a = 0 lo = hi = 0 and b' = ReLU(b) (else
+    b' = b). The affine part then folds into the conv: W'[o, c] = W[o, c]·a[c], bias'[o] = bias[o] +
+    Σ_c W[o, c]·b'[c] — exact only for unpadded (1×1) convolutions, where no padding sees b'. One
+    elementwise pass over the dense layers' wide inputs instead of two (BN, then ReLU).
+    """
+    count = 0
+    for unit in list(module.modules()):
+        if not (isinstance(unit, NormReLUConv) and _foldable(unit.norm) and unit.conv.kernel_size == (1, 1)
+                and unit.conv.padding == (0, 0) and unit.conv.groups == 1):
+            continue
+        norm, conv = unit.norm, unit.conv
+        with torch.no_grad():
+            a = norm.weight / torch.sqrt(norm.running_var + norm.eps)  # [C]
+            b = norm.bias - norm.running_mean * a  # [C]
+            safe = torch.where(a == 0, torch.ones_like(a), a)
+            t = -b / safe  # where ReLU(a·x + b) switches, [C]
+            inf = torch.full_like(a, float("inf"))
+            lo = torch.where(a > 0, t, torch.where(a < 0, -inf, torch.zeros_like(a)))
+            hi = torch.where(a < 0, t, torch.where(a > 0, inf, torch.zeros_like(a)))
+            b_eff = torch.where(a == 0, b.clamp(min=0), b)
+            weight = conv.weight * a.view(1, -1, 1, 1)  # [out, C, 1, 1]
+            bias = conv.weight.flatten(1) @ b_eff  # [out]
+            if conv.bias is not None:
+                bias = bias + conv.bias
+            folded = nn.Conv2d(conv.in_channels, conv.out_channels, 1, stride=conv.stride, bias=True)
+            folded.weight.copy_(weight)
+            folded.bias.copy_(bias)
+        unit.norm, unit.relu, unit.conv = ChannelClamp(lo, hi), nn.Identity(), folded
+        count += 1
+    return count
+
+
 def freeze_batchnorm(module: nn.Module) -> int:
     """Replace, in place, every eval-mode BatchNorm2d of ``module`` by an equivalent :class:`ChannelAffine`.
 
@@ -93,6 +151,55 @@ def freeze_batchnorm(module: nn.Module) -> int:
     return count
 
 
+def _plain_conv(predictor: nn.Module) -> nn.Conv2d | None:
+    """The single convolution a (folded) head predictor amounts to, or None if it has a norm left."""
+    if isinstance(predictor, nn.Conv2d):
+        return predictor
+    convs = [m for m in predictor if not isinstance(m, nn.Identity)]
+    return convs[0] if len(convs) == 1 and isinstance(convs[0], nn.Conv2d) else None
+
+
+class FusedMultiBoxHead(nn.Module):
+    """Inference form of a BN-folded :class:`MultiBoxHead`: per map one 3×3 convolution producing the
+    loc and conf channels together, with the L2Norm's per-channel scale folded into its weights
+    (conv(x̂ · s) = conv_{W·s}(x̂), exact with zero padding too). Same outputs, same order."""
+
+    def __init__(self, head: MultiBoxHead) -> None:
+        super().__init__()
+        self.num_classes = head.num_classes
+        self.convs = nn.ModuleList()
+        self.normalize: list[float | None] = []  # L2 eps per map, None when the map is not normalised
+        self.num_loc: list[int] = []
+        for l2, loc, conf in zip(head.l2norm, head.loc, head.conf):
+            loc_conv, conf_conv = _plain_conv(loc), _plain_conv(conf)
+            weight = torch.cat([loc_conv.weight, conf_conv.weight]).detach()  # [K·4 + K·(C+1), C_in, 3, 3]
+            bias = torch.cat([_bias(loc_conv), _bias(conf_conv)]).detach()
+            if isinstance(l2, L2Norm):
+                weight = weight * l2.weight.detach().view(1, -1, 1, 1)
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+            with torch.no_grad():
+                conv.weight.copy_(weight)
+                conv.bias.copy_(bias)
+            self.convs.append(conv)
+            self.normalize.append(l2.eps if isinstance(l2, L2Norm) else None)
+            self.num_loc.append(loc_conv.out_channels)
+
+    def forward(self, maps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        locs, confs = [], []
+        for x, conv, eps, num_loc in zip(maps, self.convs, self.normalize, self.num_loc):
+            if eps is not None:
+                x = F.normalize(x, p=2.0, dim=1, eps=eps)
+            n = x.shape[0]
+            y = conv(x).permute(0, 2, 3, 1)  # [N, H, W, K·4 + K·(C+1)]
+            locs.append(y[..., :num_loc].reshape(n, -1, 4))  # [N, H·W·K, 4]
+            confs.append(y[..., num_loc:].reshape(n, -1, self.num_classes + 1))  # [N, H·W·K, C+1]
+        return torch.cat(locs, dim=1), torch.cat(confs, dim=1)
+
+
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    return conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+
+
 def prepare_for_inference(
     model: SingleShotDetector,
     *,
@@ -104,13 +211,17 @@ def prepare_for_inference(
 
     Same forward contract: images [N, C, H, W] → (loc [N, P, 4], conf [N, P, num_classes + 1]); NCHW
     inputs are accepted and converted when ``channels_last`` is set. ``concat`` sets the dense blocks'
-    concatenation mode (None keeps the model's); ``fold_bn`` also turns the remaining BatchNorms into
-    :class:`ChannelAffine`. Defaults are the fastest measured on CPU.
+    concatenation mode (None keeps the model's); ``fold_bn`` applies :func:`fold_batchnorm`,
+    :func:`fold_preactivation` and :func:`freeze_batchnorm`. Defaults are the fastest measured on CPU.
     """
     fast = copy.deepcopy(model).eval()
     if fold_bn:
         fold_batchnorm(fast)
+        fold_preactivation(fast)
         freeze_batchnorm(fast)
+        predictors = [*fast.head.loc, *fast.head.conf]
+        if all(_plain_conv(p) is not None and _plain_conv(p).kernel_size == (3, 3) for p in predictors):
+            fast.head = FusedMultiBoxHead(fast.head)
     if concat is not None:
         for m in fast.modules():
             if isinstance(m, DenseBlock):

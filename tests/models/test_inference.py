@@ -1,0 +1,104 @@
+"""prepare_for_inference: BN folding, channels-last and buffer concatenation change nothing numerically."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from dsod_depth.models import build_detector
+from dsod_depth.models.inference import (
+    ChannelAffine,
+    ChannelClamp,
+    FusedMultiBoxHead,
+    fold_batchnorm,
+    fold_preactivation,
+    prepare_for_inference,
+)
+from dsod_depth.models.layers import NormReLUConv
+
+
+def _with_random_statistics(model: nn.Module) -> nn.Module:
+    """Non-trivial BN statistics and affine parameters, as after training."""
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.2, 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("concat", ["cat", "buffer"])
+@pytest.mark.parametrize(("name", "size"), [("dsod_tiny", 160), ("densenet121_dsod", 64)])
+def test_prepared_model_gives_the_same_outputs(name, size, channels_last, concat):
+    model = _with_random_statistics(build_detector(name, num_classes=4, in_channels=2, input_size=size))
+    fast = prepare_for_inference(model, channels_last=channels_last, concat=concat)
+    x = torch.randn(2, 2, size, size)
+    with torch.no_grad():
+        loc, conf = model(x)
+        fast_loc, fast_conf = fast(x)
+    torch.testing.assert_close(fast_loc, loc, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast_conf, conf, rtol=1e-4, atol=1e-4)
+    assert torch.equal(fast.priors, model.priors)
+    assert fast.info["inference"] == {"channels_last": channels_last, "fold_bn": True, "concat": concat}
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert isinstance(fast.head, FusedMultiBoxHead)
+    assert model.training is False and any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_prepared_ssd_and_group_norm_models_give_the_same_outputs():
+    torch.manual_seed(0)
+    ssd = build_detector("ssd300_vgg16", num_classes=2, in_channels=1).eval()
+    gn = build_detector("dsod_tiny", num_classes=2, in_channels=1, norm="gn").eval()
+    for model, size in ((ssd, 300), (gn, 160)):
+        fast = prepare_for_inference(model)
+        x = torch.randn(1, 1, size, size)
+        with torch.no_grad():
+            for got, want in zip(fast(x), model(x)):
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert isinstance(prepare_for_inference(ssd).head, FusedMultiBoxHead)
+    assert not isinstance(prepare_for_inference(gn).head, FusedMultiBoxHead)  # GroupNorm stays in the head
+
+
+def test_folds_every_conv_followed_by_batchnorm():
+    model = build_detector("dsod_tiny", num_classes=4, in_channels=3).eval()
+    layers = sum(len(b.layers) for b in model.modules() if hasattr(b, "layers") and hasattr(b, "growth_rate"))
+    heads = 2 * len(model.head.loc)
+    learned = len(model.features.prediction.extras)
+    stem = 3
+    assert fold_batchnorm(model) == layers + heads + learned + stem
+    assert all(isinstance(m.bias, torch.Tensor) for m in model.head.loc.modules() if isinstance(m, nn.Conv2d))
+    with pytest.raises(ValueError, match="eval-mode"):
+        fold_batchnorm(build_detector("dsod_tiny", num_classes=4, in_channels=3))
+
+
+def test_channel_affine_reads_strided_slices():
+    norm = _with_random_statistics(nn.BatchNorm2d(6))
+    affine = ChannelAffine(norm)
+    buffer = torch.randn(2, 10, 4, 4).contiguous(memory_format=torch.channels_last)
+    view = buffer[:, :6]  # not contiguous in any format
+    with torch.no_grad():
+        torch.testing.assert_close(affine(view), norm(view.contiguous()))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_preactivation_fold_handles_positive_negative_and_zero_scales(stride):
+    torch.manual_seed(0)
+    unit = NormReLUConv(6, 5, 1, stride=stride).eval()
+    with torch.no_grad():
+        unit.norm.weight.copy_(torch.tensor([1.5, -0.7, 0.0, 0.3, -2.0, 0.0]))
+        unit.norm.bias.copy_(torch.tensor([0.2, 0.4, -0.3, -0.1, 0.0, 0.5]))  # zero scale: ReLU(bias)
+        unit.norm.running_mean.uniform_(-1, 1)
+        unit.norm.running_var.uniform_(0.5, 2)
+    folded = NormReLUConv(6, 5, 1, stride=stride).eval()
+    folded.load_state_dict(unit.state_dict())
+    assert fold_preactivation(folded) == 1
+    assert isinstance(folded.norm, ChannelClamp) and folded.conv.bias is not None
+    x = torch.randn(3, 6, 7, 7) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), unit(x), rtol=1e-5, atol=1e-5)
+    three_by_three = NormReLUConv(6, 5, 3, padding=1).eval()
+    assert fold_preactivation(three_by_three) == 0  # zero padding would see the folded shift
