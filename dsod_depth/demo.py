@@ -26,7 +26,7 @@ from dsod_depth.errors import KitError
 from dsod_depth.experiments.compare import compare_runs, write_tables
 from dsod_depth.fileio import write_text_atomic
 
-MODALITIES = ("rgb", "depth", "hha", "rgb+hha")
+MODALITIES = ("rgb", "depth", "hha", "rgb+hha")  # channel groups fed to the network (config form)
 DEPTH_MODALITIES = ("depth", "hha")  # depth-based: no colour at all
 PRETRAINED_INIT = "rgb-pretrained"
 
@@ -205,7 +205,9 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
     rows = []
     for run_dir, modality, label, seed in runs:
         metrics = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
-        rows.append({"dataset": "synthrooms", "modality": modality, "init": label, "seed": seed,
+        # results.json names modalities as the experiment configs do: rgb, depth, hha, rgb_hha.
+        name = modality.replace("+", "_")
+        rows.append({"dataset": "synthrooms", "modality": name, "init": label, "seed": seed,
                      "map": float(metrics["map"])})  # fmt: skip
     write_text_atomic(out / "results.json", json.dumps(rows, indent=2) + "\n")
     rows = [{**row, "run_dir": str(run[0])} for row, run in zip(rows, runs)]
@@ -227,7 +229,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         "| modality | scratch mAP@0.5 [%] | RGB-pretrained mAP@0.5 [%] | Δ pretrained − scratch [pts] |",
         "|---|---|---|---|",
     ]
-    for modality in MODALITIES:
+    for modality in (m.replace("+", "_") for m in MODALITIES):
         (s_text, s_mean), (p_text, p_mean) = cell(modality, "scratch"), cell(modality, PRETRAINED_INIT)
         lines.append(f"| {modality} | {s_text} | {p_text} | {100 * (p_mean - s_mean):+.1f} |")
     return "\n".join(lines)
