@@ -24,6 +24,7 @@ from typing import Any
 from dsod_depth.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.compare import compare_runs, write_tables
+from dsod_depth.experiments.sweep import folder_state
 from dsod_depth.fileio import write_text_atomic
 
 MODALITIES = ("rgb", "depth", "hha", "rgb+hha")  # channel groups fed to the network (config form)
@@ -68,7 +69,10 @@ def detector_config(
     return ExperimentConfig(
         name=name,
         data=DataConfig(
-            store=str(store), modality=modality, input_size=settings.input_size, augment=settings.augment,
+            store=str(store),
+            modality=modality,
+            input_size=settings.input_size,
+            augment=settings.augment,
             num_workers=0,
         ),  # fmt: skip
         model=ModelConfig(name="dsod_tiny", init=init, first_conv="mean"),
@@ -107,29 +111,31 @@ def pretrain_config(settings: DemoSettings, store: Path) -> ExperimentConfig:
     )
 
 
-def _finished(run_dir: Path, iters: int) -> bool:
-    from dsod_depth.engine.checkpoint import load_checkpoint
-
-    last = run_dir / "checkpoints" / "last.pt"
-    if not (last.is_file() and (run_dir / "eval" / "test" / "metrics.json").is_file()):
-        return False
-    return load_checkpoint(last)["step"] >= iters
-
-
-def _train_job(config: ExperimentConfig, run_dir: Path, threads: int, progress: bool) -> tuple[float, float]:
-    """One detector run in a worker process; returns (mAP, seconds)."""
+def _train_job(
+    config: ExperimentConfig, run_dir: Path, kind: str, threads: int, progress: bool
+) -> tuple[float, float]:
+    """One detector run in a worker process (``kind`` from :func:`folder_state`); returns (mAP, seconds)."""
     import torch
 
+    from dsod_depth.engine.evaluator import evaluate_checkpoint
     from dsod_depth.engine.trainer import train
 
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    resume = (run_dir / "checkpoints" / "last.pt").is_file()
-    state = train(config, run_dir, resume=resume, progress=progress)
+    if kind == "evaluate":  # trained to the end before an interruption, not scored yet
+        metrics, _ = evaluate_checkpoint(
+            run_dir,
+            split=config.data.test_split,
+            metric=config.train.eval_metric,
+            device="cpu",
+            progress=progress,
+        )
+        return metrics["map"], time.perf_counter() - start
+    state = train(config, run_dir, resume=kind == "resume", progress=progress)
     return state.best_map, time.perf_counter() - start
 
 
-def _train_all(pending: list[tuple[ExperimentConfig, Path, str]], jobs: int, *, progress: bool) -> None:
+def _train_all(pending: list[tuple[ExperimentConfig, Path, str, str]], jobs: int, *, progress: bool) -> None:
     """Train the pending runs, ``jobs`` processes at a time with the cores shared out among them.
 
     Small networks use two cores better as two single-threaded runs than as one two-threaded run.
@@ -139,17 +145,17 @@ def _train_all(pending: list[tuple[ExperimentConfig, Path, str]], jobs: int, *, 
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     if jobs <= 1:
-        for k, (config, run_dir, title) in enumerate(pending, 1):
+        for k, (config, run_dir, title, kind) in enumerate(pending, 1):
             _say(f"    [{k}/{len(pending)}] training {title}")
-            best, seconds = _train_job(config, run_dir, os.cpu_count() or 1, progress)
+            best, seconds = _train_job(config, run_dir, kind, os.cpu_count() or 1, progress)
             _say(f"    [{k}/{len(pending)}] {title}: mAP@0.5 = {best:.3f} ({seconds:.0f} s)")
         return
     threads = max((os.cpu_count() or 1) // jobs, 1)
     context = multiprocessing.get_context("spawn")  # no fork after torch has started its thread pools
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures = {}
-        for config, run_dir, title in pending:
-            futures[pool.submit(_train_job, config, run_dir, threads, False)] = title
+        for config, run_dir, title, kind in pending:
+            futures[pool.submit(_train_job, config, run_dir, kind, threads, False)] = title
         for k, future in enumerate(as_completed(futures), 1):
             best, seconds = future.result()
             _say(f"    [{k}/{len(pending)}] {futures[future]}: mAP@0.5 = {best:.3f} ({seconds:.0f} s)")
@@ -191,10 +197,14 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
                 config = detector_config(settings, store, modality, init, seed)
                 run_dir = out / "runs" / config.name
                 runs.append((run_dir, modality, label, seed))
-                if _finished(run_dir, settings.iters):
-                    _say(f"3/4 {modality} / {label} / seed {seed}: done already")
+                title = f"{modality} / {label} / seed {seed}"
+                state = folder_state(run_dir, config)
+                if state.kind == "conflict":
+                    raise KitError(f"{run_dir}: {state.detail}; use another --out for other demo settings")
+                if state.kind == "done":
+                    _say(f"3/4 {title}: done already")
                 else:
-                    pending.append((config, run_dir, f"{modality} / {label} / seed {seed}"))
+                    pending.append((config, run_dir, title, state.kind))
     _say(
         f"3/4 training {len(pending)} detectors ({settings.iters} steps × batch {settings.batch_size} each), "
         f"{settings.jobs} at a time"

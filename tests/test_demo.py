@@ -1,9 +1,13 @@
 """The demo end to end on a miniature budget: every stage runs, results.json has the contract rows."""
 
+import dataclasses
 import json
+
+import pytest
 
 from dsod_depth.cli import main
 from dsod_depth.demo import DemoSettings, run_demo
+from dsod_depth.errors import KitError
 
 
 def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
@@ -32,6 +36,18 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert again["table"] == result["table"]
     assert checkpoint.stat().st_mtime_ns == before
     assert "done already" in capsys.readouterr().out
+
+    # A run trained to the end but not scored (interrupted during its evaluation) is evaluated only.
+    run_dir = checkpoint.parent.parent
+    (run_dir / "eval" / "test" / "metrics.json").unlink()
+    third = run_demo(out, settings, progress=False)
+    assert third["table"] == result["table"]
+    assert checkpoint.stat().st_mtime_ns == before
+    assert (run_dir / "eval" / "test" / "metrics.json").is_file()
+
+    # Other settings in the same folder are refused, never mixed into the old runs.
+    with pytest.raises(KitError, match="another config"):
+        run_demo(out, dataclasses.replace(settings, iters=3), progress=False)
 
 
 def test_demo_rejects_bad_seeds(capsys):

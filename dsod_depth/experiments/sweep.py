@@ -100,27 +100,32 @@ def _config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") 
 
 
 def run_state(spec: RunSpec) -> RunState:
-    """The state of a run's folder (see the module docstring). Reads ``config.yaml`` and the step of
-    ``checkpoints/last.pt``; an unreadable checkpoint raises :class:`KitError`."""
-    last = spec.run_dir / "checkpoints" / "last.pt"
+    """The state of a matrix cell's folder (see :func:`folder_state`)."""
+    return folder_state(spec.run_dir, spec.config)
+
+
+def folder_state(run_dir: Path, config: ExperimentConfig) -> RunState:
+    """The state of a run folder meant for ``config`` (see the module docstring). Reads ``config.yaml``
+    and the step of ``checkpoints/last.pt``; an unreadable checkpoint raises :class:`KitError`."""
+    last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():
         return RunState("new")
-    stored_path = spec.run_dir / "config.yaml"
+    stored_path = run_dir / "config.yaml"
     if not stored_path.is_file():
         return RunState("conflict", detail=f"{last} exists but config.yaml is missing")
-    diffs = _config_differences(to_dict(load_config(stored_path)), to_dict(spec.config))
+    diffs = _config_differences(to_dict(load_config(stored_path)), to_dict(config))
     if diffs:
         more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
         return RunState("conflict", detail=f"it holds a run of another config: {'; '.join(diffs[:3])}{more}")
     from dsod_depth.engine.checkpoint import load_checkpoint
 
     step = int(load_checkpoint(last).get("step", -1))
-    iters = spec.config.train.iters
+    iters = config.train.iters
     if step < 0 or step > iters:
         return RunState("conflict", step, f"last.pt is at step {step}, outside 0..{iters}")
     if step < iters:
         return RunState("resume", step)
-    if metrics_path(spec.run_dir, spec.config).is_file():
+    if metrics_path(run_dir, config).is_file():
         return RunState("done", step)
     return RunState("evaluate", step)
 
