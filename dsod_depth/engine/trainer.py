@@ -190,7 +190,8 @@ class Trainer:
         accumulate = self.config.optim.accumulate
         self.net.train()
         self.optimiser.zero_grad(set_to_none=True)
-        totals: dict[str, float] = {"loss": 0.0, "loss_loc": 0.0, "loss_conf": 0.0, "num_pos": 0.0}
+        keys = ("loss", "loss_loc", "loss_conf", "num_pos")
+        totals = dict.fromkeys(keys, 0.0)
         for micro in range(accumulate):
             images, targets = next(batches)
             images = images.to(self.device, non_blocking=True)
@@ -204,10 +205,12 @@ class Trainer:
                 ):
                     loc, conf = self.net(images)
                 losses = self.criterion(loc, conf, self.priors, targets)
-                self.check_finite(losses["loss"])
+                # One device-to-host copy per micro-batch for the finiteness check and the log.
+                values = dict(zip(keys, torch.stack([losses[k].detach().float() for k in keys]).tolist()))
+                self.check_finite(values["loss"])
                 self.scaler.scale(losses["loss"] / accumulate).backward()
-            for key in totals:
-                totals[key] += float(losses[key].detach()) / accumulate
+            for key in keys:
+                totals[key] += values[key] / accumulate
         if self.config.optim.grad_clip > 0:
             self.scaler.unscale_(self.optimiser)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
@@ -215,15 +218,18 @@ class Trainer:
         self.scaler.update()
         return totals
 
-    def check_finite(self, loss: torch.Tensor) -> None:
-        """Stop the run (without saving the broken weights) when the loss is NaN or infinite."""
-        bad = torch.tensor(0.0 if torch.isfinite(loss) else 1.0, device=self.device)
+    def check_finite(self, loss: float) -> None:
+        """Stop the run (without saving the broken weights) when this rank's ``loss`` or another
+        rank's is NaN or infinite."""
+        bad = not math.isfinite(loss)
         if self.info.enabled:
-            torch.distributed.all_reduce(bad)
-        if bad.item() > 0:
+            flag = torch.tensor(float(bad), device=self.device)
+            torch.distributed.all_reduce(flag)
+            bad = flag.item() > 0
+        if bad:
             last = f"{self.last_path} (step {self._saved_step})" if self._saved_step >= 0 else "none yet"
             raise KitError(
-                f"the loss became {float(loss.detach())} at step {self.state.step + 1}; stopped without "
+                f"the loss became {loss} at step {self.state.step + 1}; stopped without "
                 f"saving. Last good checkpoint: {last}. Lower optim.lr, add optim.warmup_iters "
                 "or set optim.grad_clip"
             )
