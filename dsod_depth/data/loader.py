@@ -143,15 +143,21 @@ class DetectionDataset(Dataset):
         return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def load(self, index: int) -> TensorSample:
-        """Frame ``index`` with the modality's groups as tensors [C, H, W], before any transform."""
+        """Frame ``index`` with the modality's groups as tensors [C, H, W], before any transform.
+
+        RGB stays uint8 (bilinear resampling is fastest on bytes); depth-like groups are float32,
+        the type the network gets (nearest resampling of float32 is also faster than of bytes).
+        """
         from dsod_depth.encoders import encode
 
         arrays = self.samples.read(index, self.fields)
         camera = self.samples.camera(index)
         images: dict[str, torch.Tensor] = {}
         for g in self.groups:
-            if g in arrays:  # stored uint8 [H, W, 3] → [3, H, W]
+            if g == "rgb":  # stored uint8 [H, W, 3] → [3, H, W]
                 images[g] = torch.from_numpy(arrays[g]).permute(2, 0, 1)
+            elif g in arrays:  # stored uint8 [H, W, 3] → float32 [3, H, W]
+                images[g] = torch.from_numpy(arrays[g]).permute(2, 0, 1).to(torch.float32).contiguous()
             else:
                 images[g] = torch.from_numpy(encode(g, arrays["depth"], arrays["raw_depth"], camera))
         boxes, labels, difficult = self.samples.annotations(index)

@@ -285,6 +285,7 @@ def prepare_nyudv2(
     with_hha: bool = True,
     workers: int = 1,
     progress: bool = True,
+    compression: str = "lz4",
 ) -> dict[str, Path]:
     """Convert the NYU Depth v2 labeled set in ``source`` into a prepared store in ``out``.
 
@@ -318,6 +319,7 @@ def prepare_nyudv2(
         raw_separate=True,  # the colourisation in-painting also changes measured pixels slightly
         workers=workers,
         progress=progress,
+        compression=compression,
     )
 
 
@@ -337,7 +339,7 @@ def _run(args: argparse.Namespace) -> dict[str, Path]:
 
     files = prepare_nyudv2(
         args.source, args.out, crop=args.crop, split_file=args.split_file, workers=args.workers,
-        progress=args.progress,
+        progress=args.progress, compression=args.compression,
     )  # fmt: skip
     print_summary(files)
     return files

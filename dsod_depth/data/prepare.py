@@ -74,10 +74,19 @@ def _fraction_arg(text: str) -> float:
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """Options every preparer takes: the output folder, worker processes, progress bar."""
+    """Options every preparer takes: the output folder, worker processes, progress bar, compression."""
     p.add_argument("--out", required=True, help="store folder to write (<split>.h5 files and stats.json)")
     p.add_argument("--workers", type=_count_arg, default=1, help="processes generating frames (default 1)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    from dsod_depth.data.store_writer import COMPRESSIONS
+
+    p.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="lz4",
+        help="image compression in the store: lz4 (default, fastest to read), lzf, or gzip (readable by "
+        "any HDF5 tool without plugins)",
+    )
 
 
 def prepare_synthrooms(
@@ -90,6 +99,7 @@ def prepare_synthrooms(
     appearance_randomness: float = 0.75,
     workers: int = 1,
     progress: bool = True,
+    compression: str = "lz4",
 ) -> dict[str, Path]:
     """Generate SynthRooms and write it as a prepared store in ``out`` (train.h5, test.h5, stats.json).
 
@@ -122,6 +132,7 @@ def prepare_synthrooms(
         meta_shapes={"gravity": (3,), "camera_to_world": (4, 4)},
         workers=workers,
         progress=progress,
+        compression=compression,
     )
 
 
@@ -150,6 +161,7 @@ def _synthrooms_run(args: argparse.Namespace) -> dict[str, Path]:
         appearance_randomness=args.appearance_randomness,
         workers=args.workers,
         progress=args.progress,
+        compression=args.compression,
     )
     print_summary(files)
     return files

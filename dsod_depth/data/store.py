@@ -26,8 +26,10 @@ dataset                     dtype, shape           content
 Attributes: ``format``, ``format_version``, ``dataset``, ``split``, ``num_frames``,
 ``frames_done``, ``complete``, ``kit_version``, ``prep_args`` (JSON), ``depth_unit``,
 ``depth_scale`` (metres per stored unit), ``raw_separate``, ``has_depth`` (False for colour-only
-datasets, whose depth is all 0). Image datasets are chunked one frame
-per chunk and compressed (LZF by default, or gzip). A split is prepared in the folder
+datasets, whose depth is all 0), ``compression``. Image datasets are chunked one frame
+per chunk and compressed: LZ4 by default (HDF5 filter 32004; other programs read it after
+``import hdf5plugin``, or with ``HDF5_PLUGIN_PATH`` set to hdf5plugin's plugin folder), or LZF
+or gzip. A split is prepared in the folder
 ``<split>.h5.partial/`` and appears as ``<split>.h5`` only when complete
 (:mod:`dsod_depth.data.store_writer`); readers refuse anything else.
 
@@ -168,6 +170,8 @@ class PreparedSplit(Sequence[RGBDSample]):
             if self._h5 is not None:
                 # Opened by the parent before a fork: keep it referenced and untouched here.
                 self._inherited.append(self._h5)
+            import hdf5plugin  # noqa: F401  (registers the LZ4 filter of the image datasets)
+
             self._h5 = h5py.File(self.path, "r")
             self._pid = pid
             # Dataset objects looked up once: a name lookup costs as much as reading a small chunk.

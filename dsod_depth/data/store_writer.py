@@ -41,11 +41,27 @@ from dsod_depth.data.store import DEPTH_SCALE, DEPTH_UNIT, FORMAT, FORMAT_VERSIO
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import write_text_atomic
 
-__all__ = ["SplitSource", "write_store", "stat_groups"]
+__all__ = ["COMPRESSIONS", "SplitSource", "write_store", "stat_groups"]
 
-# LZF (built into h5py) decompresses about twice as fast as gzip for ~1.3× the size; gzip suits
-# stores read by other HDF5 tools (they need a plugin for LZF).
-_COMPRESSION = {"lzf": {"compression": "lzf"}, "gzip": {"compression": "gzip", "compression_opts": 4}}
+# Image compression of a store. LZ4 (HDF5 filter 32004, from hdf5plugin) decompresses a
+# 320×240×3 frame about 8× faster than LZF for the same size, which keeps store reading a small
+# part of a loader worker's time (benchmarks/bench_data.py); LZF is built into h5py; gzip suits
+# stores read by other HDF5 tools without plugins.
+COMPRESSIONS = ("lz4", "lzf", "gzip")
+
+
+def _compression_options(name: str) -> dict[str, Any]:
+    """h5py ``create_dataset`` keyword arguments of a compression in :data:`COMPRESSIONS`."""
+    if name == "lz4":
+        import hdf5plugin
+
+        return dict(hdf5plugin.LZ4())
+    if name == "lzf":
+        return {"compression": "lzf"}
+    if name == "gzip":
+        return {"compression": "gzip", "compression_opts": 4}
+    raise KitError(f"unknown compression {name!r}; choose one of {', '.join(COMPRESSIONS)}")
+
 _IMAGES = ("rgb", "depth", "raw_hole", "raw_depth", "hha")  # one chunk per frame, copied as bytes
 _TABLES = ("sizes", "intrinsics", "image_ids")  # small per-frame rows
 _ENCODER_STAT_FRAMES = 256  # evenly spaced training frames that estimate on-the-fly encoder statistics
@@ -69,7 +85,7 @@ class SplitSource:
 
 def _create(f: h5py.File, n: int, h: int, w: int, layout: dict[str, Any]) -> None:
     """Empty datasets for n frames of at most h × w pixels (the layout of :mod:`.store`)."""
-    packed = _COMPRESSION[layout["compression"]]
+    packed = _compression_options(layout["compression"])
     if layout["with_rgb"]:
         f.create_dataset("rgb", (n, h, w, 3), np.uint8, chunks=(1, h, w, 3), **packed)
     f.create_dataset("depth", (n, h, w), np.uint16, chunks=(1, h, w), shuffle=True, **packed)
@@ -305,7 +321,7 @@ def write_store(
     workers: int = 1,
     shard_size: int = 32,
     progress: bool = True,
-    compression: str = "lzf",
+    compression: str = "lz4",
 ) -> dict[str, Path]:
     """Write (or finish) a prepared store; returns split name → file.
 
@@ -317,15 +333,15 @@ def write_store(
     the attribute ``has_depth`` tells the loader); ``with_hha`` computes HHA at preparation;
     ``raw_separate`` stores raw depth apart when it differs from the filled depth at measured
     pixels; ``meta_shapes`` names per-frame float arrays of ``RGBDSample.meta`` to keep;
-    ``workers`` processes make the frames; ``shard_size`` frames per resumable shard.
+    ``workers`` processes make the frames; ``shard_size`` frames per resumable shard;
+    ``compression`` of the image datasets, one of :data:`COMPRESSIONS`.
     """
     if not with_rgb and not with_depth:
         raise KitError("a prepared store needs colour, depth or both")
     with_hha = with_hha and with_depth
     if not splits or splits[0].name != "train":
         raise KitError("a prepared store needs a 'train' split first: its statistics normalise every split")
-    if compression not in _COMPRESSION:
-        raise KitError(f"unknown compression {compression!r}; choose one of {', '.join(_COMPRESSION)}")
+    _compression_options(compression)  # refuses an unknown name before anything is written
     from dsod_depth.encoders import num_channels
 
     out = Path(out)
@@ -356,6 +372,9 @@ def write_store(
             "prep_args": json.dumps(prep_args, sort_keys=True),
             "raw_separate": raw_separate,
             "has_depth": with_depth,
+            # Shards are merged by copying compressed chunks: a resumed preparation must use the
+            # compression of the shards already written.
+            "compression": compression,
         }
         final = split_path(out, source.name)
         if final.exists():

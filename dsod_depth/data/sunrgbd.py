@@ -291,6 +291,7 @@ def prepare_sunrgbd(
     with_hha: bool = True,
     workers: int = 1,
     progress: bool = True,
+    compression: str = "lz4",
 ) -> dict[str, Path]:
     """Convert the SUN RGB-D tree in ``source`` into a prepared store in ``out``.
 
@@ -318,6 +319,7 @@ def prepare_sunrgbd(
         raw_separate=True,  # depth_bfx is smoothed, so it differs from the raw depth where measured
         workers=workers,
         progress=progress,
+        compression=compression,
     )
 
 
@@ -341,7 +343,8 @@ def _run(args: argparse.Namespace) -> dict[str, Path]:
         warnings.showwarning = _one_line_warning
         scan = scan_sunrgbd(source, split_path, with_val=args.with_val, progress=args.progress)
     files = prepare_sunrgbd(source, args.out, split_file=split_path, with_val=args.with_val, scan=scan,
-                            workers=args.workers, progress=args.progress)  # fmt: skip
+                            workers=args.workers, progress=args.progress,
+                            compression=args.compression)  # fmt: skip
     print_summary(files, scan.skipped)
     if scan.unmapped_names:
         common = ", ".join(f"{n} ({c})" for n, c in scan.unmapped_names.most_common(8))

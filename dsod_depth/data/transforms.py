@@ -34,9 +34,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
-from torchvision.ops import box_iou
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
@@ -132,21 +132,31 @@ def rotate_hue(x: torch.Tensor, degrees: float) -> torch.Tensor:
     and hue h in sextants, channel n of the rotated colour is V - C·clamp(min(k, 4 - k), 0, 1),
     k = (n + h') mod 6 for n = 5, 3, 1 (r, g, b). Hand-written because the full RGB→HSV→RGB
     round trip of torchvision makes several times more temporaries on this per-sample path.
+    Branch-free (masks as 0/1 factors, mod 6 by floor): on the CPU ``torch.where`` and ``%`` cost
+    several times more than arithmetic.
     """
     r, g, b = x[0], x[1], x[2]
     v = x.amax(dim=0)
     c = v - x.amin(dim=0)
-    safe = torch.where(c > 0, c, torch.ones_like(c))
-    # Hue in sextants [0, 6): which channel is the maximum decides the formula (r wins ties, then g).
-    h = torch.where(
-        v == r, ((g - b) / safe) % 6.0, torch.where(v == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)
-    )
-    h = (h + degrees / 60.0) % 6.0
+    # Which channel is the maximum decides the formula (r wins ties, then g).
+    is_r = (v == r).to(x.dtype)
+    is_g = (v == g).to(x.dtype).mul_(1.0 - is_r)
+    is_b = 1.0 - is_r - is_g
+    # Hue in sextants, in [-1, 5) (grey pixels, C = 0, get 0), then rotated and wrapped to [0, 6).
+    h = (is_r * (g - b)).add_(is_g * (b - r)).add_(is_b * (r - g)).div_(c.clamp_min(1e-6))
+    h.add_(is_g * 2.0 + is_b * 4.0)
+    _mod6_(h.add_((degrees / 60.0) % 6.0))
     out = torch.empty_like(x)
     for channel, n in enumerate((5.0, 3.0, 1.0)):
-        k = (n + h) % 6.0
-        out[channel] = v - c * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+        k = _mod6_(h + n)
+        weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+        torch.sub(v, weight.mul_(c), out=out[channel])
     return out
+
+
+def _mod6_(t: torch.Tensor) -> torch.Tensor:
+    """``t mod 6`` in place (t - 6·floor(t / 6))."""
+    return t.sub_(torch.floor(t * (1.0 / 6.0)).mul_(6.0))
 
 
 def _scale_saturation(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -157,8 +167,9 @@ def _scale_saturation(x: torch.Tensor, factor: float) -> torch.Tensor:
     """
     v = x.amax(dim=0, keepdim=True)  # [1, H, W]
     spread = v - x.amin(dim=0, keepdim=True)
-    k = torch.where(spread > 0, torch.clamp(v / spread.clamp_min(1e-6), max=factor), torch.ones_like(v))
-    return (v - k * (v - x)).clamp_(0.0, 255.0)
+    # Grey pixels (spread 0) have V - c = 0 and keep their value whatever k is: no branch needed.
+    k = torch.div(v, spread.clamp_min_(1e-6)).clamp_(max=factor)
+    return v.sub((v - x).mul_(k)).clamp_(0.0, 255.0)
 
 
 class Resize:
@@ -296,27 +307,33 @@ class SSDAugment:
             return None  # no box to satisfy an IoU constraint: Caffe keeps the whole image
         h, w = size
         num_samplers, trials = len(_MIN_IOUS), 50
-        u = torch.rand((4, num_samplers, trials), generator=generator, dtype=torch.float64)
+        # The 300 candidate windows are checked with numpy: a few dozen small-array operations,
+        # where torch's per-call overhead would cost more than the arithmetic.
+        u = torch.rand((4, num_samplers, trials), generator=generator, dtype=torch.float64).numpy()
         scale = 0.3 + 0.7 * u[0]  # linear scale s ~ U(0.3, 1)
-        lo, hi = torch.clamp(scale**2, min=0.5), torch.clamp(1.0 / scale**2, max=2.0)
-        aspect = lo + (hi - lo) * u[1]  # a ~ U(max(0.5, s²), min(2, 1/s²)) keeps the window inside
-        fw, fh = scale * aspect.sqrt(), scale / aspect.sqrt()  # fractions of W and H, ≤ 1
-        left = (u[2] * (1.0 - fw) * w).long()
-        top = (u[3] * (1.0 - fh) * h).long()
-        width = torch.minimum((fw * w).long().clamp(min=1), w - left)
-        height = torch.minimum((fh * h).long().clamp(min=1), h - top)
-        windows = torch.stack([left, top, left + width, top + height], dim=-1).to(boxes.dtype)  # [S, T, 4]
-        flat = windows.reshape(-1, 4)  # [S·T, 4]
-        iou = box_iou(boxes, flat)  # [N, S·T]
-        centre_in = _centres_inside_many(boxes, flat)  # [N, S·T]
-        min_iou = torch.tensor([m if m is not None else -1.0 for m in _MIN_IOUS], dtype=iou.dtype)
+        lo, hi = np.maximum(scale**2, 0.5), np.minimum(1.0 / scale**2, 2.0)
+        aspect = np.sqrt(lo + (hi - lo) * u[1])  # a ~ U(max(0.5, s²), min(2, 1/s²)) keeps it inside
+        fw, fh = scale * aspect, scale / aspect  # fractions of W and H, ≤ 1
+        left = (u[2] * (1.0 - fw) * w).astype(np.int64)
+        top = (u[3] * (1.0 - fh) * h).astype(np.int64)
+        width = np.minimum(np.maximum((fw * w).astype(np.int64), 1), w - left)
+        height = np.minimum(np.maximum((fh * h).astype(np.int64), 1), h - top)
+        b = boxes.numpy().astype(np.float64)[:, :, None, None]  # [N, 4, 1, 1] against [S, T] windows
+        x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+        # IoU of every box with every window, and whether the box centre lies inside (borders count).
+        inter_w = np.clip(np.minimum(x2, left + width) - np.maximum(x1, left), 0.0, None)
+        inter_h = np.clip(np.minimum(y2, top + height) - np.maximum(y1, top), 0.0, None)
+        inter = inter_w * inter_h  # [N, S, T]
+        iou = inter / ((x2 - x1) * (y2 - y1) + width * height - inter)  # union >= window area >= 1
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        centre_in = (cx >= left) & (cx <= left + width) & (cy >= top) & (cy <= top + height)
+        min_iou = np.array([m if m is not None else -1.0 for m in _MIN_IOUS])[:, None]  # [S, 1]
         # Acceptable: some box meets the sampler's IoU bound, and some box keeps its centre inside.
-        ok = (iou >= min_iou.repeat_interleave(trials)).any(0) & centre_in.any(0)  # [S·T]
-        ok = ok.reshape(num_samplers, trials)  # [S·T] → [S, T]
+        ok = (iou >= min_iou).any(0) & centre_in.any(0)  # [S, T]
         candidates: list[tuple[int, int, int, int] | None] = [None]
         for k in range(num_samplers):
-            hits = torch.nonzero(ok[k])
-            if hits.numel():
+            hits = np.flatnonzero(ok[k])
+            if hits.size:
                 t = int(hits[0])
                 candidates.append((int(left[k, t]), int(top[k, t]), int(width[k, t]), int(height[k, t])))
         return candidates[int(torch.randint(len(candidates), (), generator=generator))]
@@ -338,13 +355,6 @@ def _crop_with_fill(
     if ix1 > ix0 and iy1 > iy0:
         out[:, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = image[:, iy0:iy1, ix0:ix1]
     return tv_tensors.Image(out)
-
-
-def _centres_inside_many(boxes: torch.Tensor, rects: torch.Tensor) -> torch.Tensor:
-    """bool [N, R]: centre of box n inside rect r (rects [R, 4] x1, y1, x2, y2), borders included."""
-    cx = ((boxes[:, 0] + boxes[:, 2]) / 2)[:, None]  # [N, 1]
-    cy = ((boxes[:, 1] + boxes[:, 3]) / 2)[:, None]
-    return (cx >= rects[:, 0]) & (cx <= rects[:, 2]) & (cy >= rects[:, 1]) & (cy <= rects[:, 3])
 
 
 def _centres_inside(boxes: torch.Tensor, rect: torch.Tensor) -> torch.Tensor:

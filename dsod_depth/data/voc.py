@@ -178,6 +178,7 @@ def prepare_voc(
     test: str = "2007-test",
     workers: int = 1,
     progress: bool = True,
+    compression: str = "lz4",
 ) -> dict[str, Path]:
     """Convert VOC sets from the VOCdevkit folder ``source`` into a store (train = ``sets``, test = ``test``).
 
@@ -212,6 +213,7 @@ def prepare_voc(
         with_depth=False,
         workers=workers,
         progress=progress,
+        compression=compression,
     )
 
 
@@ -226,7 +228,7 @@ def _run(args: argparse.Namespace) -> dict[str, Path]:
     from dsod_depth.data.summary import print_summary
 
     files = prepare_voc(args.source, args.out, sets=args.sets, test=args.test, workers=args.workers,
-                        progress=args.progress)  # fmt: skip
+                        progress=args.progress, compression=args.compression)  # fmt: skip
     print_summary(files)
     return files
 

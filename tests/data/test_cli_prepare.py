@@ -39,12 +39,21 @@ def test_prepare_synthrooms_writes_a_loadable_store(tmp_path, capsys):
     assert err.startswith("error: ") and "different settings" in err and err.count("\n") == 1
 
 
+def test_prepare_with_gzip_compression(tmp_path):
+    assert main(["prepare", "synthrooms", "--out", str(tmp_path), *SMALL, "--compression", "gzip"]) == 0
+    with h5py.File(tmp_path / "train.h5", "r") as f:
+        assert f["rgb"].compression == "gzip" and f["depth"].compression == "gzip"
+    samples, _ = load_prepared(tmp_path, "test")
+    assert samples[1].rgb.shape == (48, 64, 3)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["prepare", "synthrooms", "--out", "x", "--size", "64by48"],
         ["prepare", "synthrooms", "--out", "x", "--num-train", "0"],
         ["prepare", "synthrooms", "--out", "x", "--appearance-randomness", "2"],
+        ["prepare", "synthrooms", "--out", "x", "--compression", "zip"],
         ["prepare", "synthrooms"],
         ["prepare", "nyu", "--out", "x"],
     ],

@@ -21,6 +21,7 @@ from dsod_depth.errors import KitError
 from dsod_depth.geometry.camera import Intrinsics
 
 CONFIG = SynthRoomsConfig(width=64, height=48)
+LZ4_FILTER = "32004"  # HDF5's registered id of the LZ4 filter (hdf5plugin)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,8 @@ def test_file_layout_and_attributes(store):
     with h5py.File(store / "train.h5", "r") as f:
         assert f.attrs["complete"] and f.attrs["frames_done"] == 5 and f.attrs["depth_unit"] == "millimetre"
         assert f["depth"].dtype == np.uint16 and f["depth"].chunks == (1, 48, 64)
-        assert f["rgb"].compression == "lzf" and f["hha"].dtype == np.uint8
+        assert LZ4_FILTER in f["rgb"]._filters and f["hha"].dtype == np.uint8  # LZ4 by default
+        assert f.attrs["compression"] == "lz4"
         assert "raw_depth" not in f and f["raw_hole"].dtype == bool
         assert json.loads(f.attrs["prep_args"])["seed"] == 11
     samples, _ = load_prepared(store / "test.h5", "test")
@@ -179,6 +181,30 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     write(tmp_path, Frames())
     with pytest.raises(KitError, match="different settings"):
         write(tmp_path, Frames(), num_train=8)
+
+
+def test_resume_with_another_compression_is_refused(tmp_path):
+    # Shards are merged as compressed bytes: mixing compressions would corrupt the file.
+    with pytest.raises(KeyboardInterrupt):
+        write(tmp_path, Frames(stop=3), compression="lzf")
+    with pytest.raises(KitError, match="compression: 'lzf' there, 'lz4' now"):
+        write(tmp_path, Frames())
+    write(tmp_path, Frames(), compression="lzf")
+    with h5py.File(tmp_path / "train.h5", "r") as f:
+        assert f["rgb"].compression == "lzf" and f.attrs["compression"] == "lzf"
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf"])
+def test_other_compressions_round_trip(tmp_path, compression):
+    write(tmp_path / "lz4", Frames())
+    write(tmp_path / compression, Frames(), compression=compression)
+    got = all_datasets(tmp_path / compression / "train.h5")
+    expected = all_datasets(tmp_path / "lz4" / "train.h5")
+    assert got.pop("@compression") == compression and expected.pop("@compression") == "lz4"
+    assert got.keys() == expected.keys() and all(np.array_equal(got[k], expected[k]) for k in expected)
+    with pytest.raises(KitError, match="unknown compression 'zip'; choose one of lz4, lzf, gzip"):
+        write(tmp_path / "bad", Frames(), compression="zip")
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
 def test_unreadable_shard_is_made_again(tmp_path):

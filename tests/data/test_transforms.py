@@ -197,3 +197,34 @@ def test_saturation_scales_hsv_saturation():
             h, s, v = colorsys.rgb_to_hsv(*before)
             expected = colorsys.hsv_to_rgb(h, min(1.0, s * factor), v)
             np.testing.assert_allclose(after, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("min_iou", [0.3, 0.7])
+def test_crop_windows_meet_the_iou_bound(monkeypatch, min_iou):
+    # One constrained sampler only: every window drawn must overlap some box by >= min_iou
+    # (measured with torchvision's box_iou), keep some box centre, lie inside the image and
+    # cover at least 0.3² of it.
+    from torchvision.ops import box_iou
+
+    import dsod_depth.data.transforms as transforms
+
+    monkeypatch.setattr(transforms, "_MIN_IOUS", (min_iou,))
+    aug = SSDAugment(OUT)
+    rng = np.random.default_rng(0)
+    found = 0
+    for seed in range(60):
+        size = rng.uniform(0.3, 0.9, (3, 2)) * [W, H]
+        corner = rng.uniform(0, 1, (3, 2)) * ([W, H] - size)
+        boxes = torch.tensor(np.concatenate([corner, corner + size], 1), dtype=torch.float32)
+        window = aug._sample_window(boxes, (H, W), torch.Generator().manual_seed(seed))
+        if window is None:
+            continue
+        found += 1
+        x, y, w, h = window
+        assert 0 <= x and 0 <= y and x + w <= W and y + h <= H and w >= 1 and h >= 1
+        assert (w + 1) * (h + 1) >= 0.09 * W * H
+        rect = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32)
+        assert float(box_iou(boxes, rect).max()) >= min_iou - 1e-6
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        assert bool(((centres >= rect[0, :2]) & (centres <= rect[0, 2:])).all(1).any())
+    assert found >= 15  # the whole image (None) is one of the two candidates
