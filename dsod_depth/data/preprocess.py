@@ -1,7 +1,8 @@
 """Per-frame work of a preparation: quantise depth, compute HHA and channel moments, in order.
 
 Runs in worker processes when the preparation asks for more than one; frames come back in index
-order either way, so the store does not depend on the number of workers.
+order either way, so the store does not depend on the number of workers. Each frame is computed
+with one BLAS/OpenMP thread: the parallelism of a preparation is its worker processes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from dsod_depth.data.sample import RGBDSample
 from dsod_depth.data.stats import frame_moments
@@ -91,7 +93,9 @@ def processed_frames(
     job = (frame, list(groups), with_hha, encoder_stride)
     if workers <= 1:
         for i in indices:
-            yield process_frame(*job, i)
+            with threadpool_limits(1):
+                item = process_frame(*job, i)
+            yield item
         return
     # Spawned, not forked: Open3D's and BLAS's thread pools are not fork-safe once started.
     context = multiprocessing.get_context("spawn")
@@ -105,6 +109,10 @@ _JOB: tuple = ()  # the process_frame arguments but the index, in this worker pr
 def _init_worker(*job) -> None:
     global _JOB
     _JOB = job
+    # One frame per process at a time; BLAS's and OpenMP's own thread pools (the gravity estimate's
+    # matrix products) would only compete with the other workers: with two workers on two cores,
+    # multi-threaded BLAS made a preparation slower than with one worker.
+    threadpool_limits(1)
 
 
 def _work(index: int) -> ProcessedFrame:

@@ -23,10 +23,28 @@ def frame_moments(channels: np.ndarray) -> np.ndarray:
     Returns:
         float64 [C, 3]: per channel (pixel count, mean, M2 = Σ (x - mean)²).
     """
+    if channels.dtype == np.uint8:
+        return _byte_moments(channels.reshape(channels.shape[0], -1))
     x = channels.reshape(channels.shape[0], -1).astype(np.float64)  # [C, ...] → [C, P]
     mean = x.mean(axis=1)
     m2 = np.square(x - mean[:, None]).sum(axis=1)
     return np.stack([np.full_like(mean, x.shape[1]), mean, m2], axis=1)
+
+
+def _byte_moments(x: np.ndarray) -> np.ndarray:
+    """:func:`frame_moments` of uint8 [C, P] from a 256-bin histogram per channel.
+
+    Exact sums over 256 values instead of float64 passes over P pixels (RGB and HHA of every
+    prepared frame): several times faster, the same numbers to rounding.
+    """
+    levels = np.arange(256, dtype=np.float64)
+    out = np.empty((x.shape[0], 3))
+    for c, values in enumerate(x):
+        counts = np.bincount(values, minlength=256).astype(np.float64)  # [256]
+        n = counts.sum()
+        mean = counts @ levels / n if n else 0.0
+        out[c] = n, mean, counts @ np.square(levels - mean)
+    return out
 
 
 def merge_moments(moments: np.ndarray) -> np.ndarray:
