@@ -83,11 +83,10 @@ def hha_channels(
     for top in range(0, height, step):
         rows = (top, min(height, top + step))
         span = slice(layout.offset(rows[0]), layout.offset(rows[1]))
-        n, g = solver.band(rows, (ANGLE_RADIUS, GRAVITY_RADIUS), (False, True))
-        orient_normals(n, *(p[:, span] for p in points))
         local = slice(rows[0] * layout.row, rows[1] * layout.row)
-        normals[:, :, local] = n
-        gravity_normals[:, :, local] = g
+        outs = (normals[..., local], gravity_normals[..., local])  # written in place
+        n, _ = solver.band(rows, (ANGLE_RADIUS, GRAVITY_RADIUS), (False, True), outs=outs)
+        orient_normals(n, *(p[:, span] for p in points))
     # The margin columns hold no pixels: give them zero normals (no vote).
     margin = gravity_normals.reshape(batch, 3, height, layout.row)[..., width:]  # [B, 3, H, row - W] view
     margin[...] = 0.0

@@ -185,9 +185,17 @@ class BandedNormals:
             self._ready = stop
 
     def band(
-        self, rows: tuple[int, int], radii: Sequence[int], undefined_as_zero: Sequence[bool]
+        self,
+        rows: tuple[int, int],
+        radii: Sequence[int],
+        undefined_as_zero: Sequence[bool],
+        outs: Sequence[Any] | None = None,
     ) -> list[Any]:
         """Unoriented unit normals of image rows ``rows = (top, bottom)``.
+
+        Args:
+            outs: optional arrays to write the normals into, one per radius (e.g. the band's
+                slice of a whole-image buffer, which saves a copy).
 
         Returns:
             one float [B, 3, (bottom - top) * layout.row] per radius: the band's
@@ -197,13 +205,16 @@ class BandedNormals:
         self._terms_until(layout.offset(rows[1] + layout.pad + 1))
         # One term at a time keeps the working set of the box sums small.
         per_term = [flat_box_sums(self.terms[:, k], layout, radii, rows) for k in range(NUM_TERMS)]
-        outs = []
+        normals = []
         with _arrays.quiet():  # 0/0 for empty windows (and in margin columns) is expected
             for i, as_zero in enumerate(undefined_as_zero):
                 sums = [per_term[k][i] for k in range(NUM_TERMS)]
-                out = _arrays.empty(sums[0], (sums[0].shape[0], 3, sums[0].shape[-1]))
-                outs.append(normals_from_sums(sums, out, undefined_as_zero=as_zero))
-        return outs
+                if outs is None:
+                    out = _arrays.empty(sums[0], (sums[0].shape[0], 3, sums[0].shape[-1]))
+                else:
+                    out = outs[i]
+                normals.append(normals_from_sums(sums, out, undefined_as_zero=as_zero))
+        return normals
 
 
 def surface_normals(
