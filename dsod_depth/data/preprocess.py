@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from dsod_depth.data.sample import RGBDSample
 from dsod_depth.data.stats import frame_moments
@@ -92,8 +92,9 @@ def processed_frames(
     """Processed frames for ``indices`` in order, computed by ``workers`` processes if > 1."""
     job = (frame, list(groups), with_hha, encoder_stride)
     if workers <= 1:
+        pools = ThreadpoolController()  # found once: looking them up costs ~1 ms
         for i in indices:
-            with threadpool_limits(1):
+            with pools.limit(limits=1):
                 item = process_frame(*job, i)
             yield item
         return
