@@ -41,6 +41,8 @@ class Payload:
         return (print, ("this must never run",))
 
 
+# The hostile file is a plain pickle (protocol 4), which torch's safe loader warns about before refusing it.
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_pickled_objects_are_refused(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "x": Payload()}, path)
