@@ -157,7 +157,9 @@ class DetectionDataset(Dataset):
             if g == "rgb":  # stored uint8 [H, W, 3] → [3, H, W]
                 images[g] = torch.from_numpy(arrays[g]).permute(2, 0, 1)
             elif g in arrays:  # stored uint8 [H, W, 3] → float32 [3, H, W]
-                images[g] = torch.from_numpy(arrays[g]).permute(2, 0, 1).to(torch.float32).contiguous()
+                images[g] = torch.from_numpy(arrays[g]).permute(2, 0, 1).to(
+                    torch.float32, memory_format=torch.contiguous_format
+                )  # one pass: converts and lays out channels first
             else:
                 images[g] = torch.from_numpy(encode(g, arrays["depth"], arrays["raw_depth"], camera))
         boxes, labels, difficult = self.samples.annotations(index)
