@@ -119,8 +119,13 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config or args.data or args.out or args.iters or args.seed is not None or args.overrides:
             raise KitError("--resume takes only the run directory: its config.yaml fixes every setting")
-        run_dir = Path(args.resume)
-        config = load_config(run_dir / "config.yaml")
+        from dsod_depth.engine.run_dir import RunDir
+
+        run = RunDir(args.resume)
+        if not run.is_run():
+            raise KitError(f"{run} is not a run directory (no config.yaml); pass a folder written by `train`")
+        run_dir = run.path
+        config = load_config(run.config)
     else:
         if not args.config:
             raise KitError("give a config YAML (e.g. experiments/configs/synthrooms/rgb_scratch.yaml)")
@@ -281,21 +286,111 @@ def _run_visualize(args: argparse.Namespace) -> int:
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
-        help="run a dataset × modality × init × seed matrix of experiments (resumable)",
+        help="run a dataset × modality × init × seed matrix of experiments (resumable, any scale)",
         description="Run every cell of a matrix (experiments/matrices/*.yaml) into "
         "<output>/<dataset>/<modality>_<init>_s<seed>. Finished runs are skipped, interrupted ones "
-        "resumed exactly; a failed run is reported and the sweep goes on. Exit code 1 if any run failed.",
+        "resumed exactly; a failed run is reported and the sweep goes on. Each run is locked by the "
+        "process that writes it, so several sweeps on one matrix (on one machine or several sharing the "
+        "folders) share the work. Exit code 1 if any run failed, 130 when interrupted.",
     )
     p.add_argument("matrix", metavar="MATRIX.yaml", help="matrix file (format: experiments/README.md)")
+    p.add_argument("--run", dest="run_name", metavar="NAME",
+                   help="run just this run, e.g. nyudv2/hha_scratch_s0 (what launchers run)")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=1, help="runs at once on this machine, each its own process")
+    p.add_argument("--gpus", metavar="LIST", help="GPUs to share out, e.g. 0,1,2,3 (default: all visible)")
+    p.add_argument("--gpus-per-run", type=int, default=1, metavar="K",
+                   help="GPUs of each run: DDP under torchrun, optim.accumulate divided by K")  # fmt: skip
+    p.add_argument("--threads-per-run", type=int, metavar="T",
+                   help="CPU threads of each run (default with --jobs: the cores divided by N)")  # fmt: skip
+    p.add_argument("--launcher", default="local", choices=["local", "slurm"],
+                   help="local processes (default) or one SLURM job per run through submitit")  # fmt: skip
+    slurm = p.add_argument_group("SLURM (with --launcher slurm)")
+    slurm.add_argument("--partition")
+    slurm.add_argument("--time", type=int, metavar="MINUTES", help="time limit of each job; requeued past it")
+    slurm.add_argument("--cpus-per-task", type=int)
+    slurm.add_argument("--mem", help="memory per job, e.g. 64G")
+    slurm.add_argument("--account")
+    slurm.add_argument("--qos")
+    slurm.add_argument("--constraint")
+    slurm.add_argument("--slurm-set", action="append", default=None, metavar="KEY=VALUE",
+                       help="another submitit/SLURM parameter, e.g. exclude=node12 (repeatable)")  # fmt: skip
+    p.add_argument("--print-commands", action="store_true",
+                   help="print a shell command per pending run (for other schedulers); run none")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="list the runs and their state; train nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    # Set by the local launcher for its children: output into RUN_DIR/train.log, outcome as JSON.
+    p.add_argument("--log-to-run", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--report", help=argparse.SUPPRESS)
     p.set_defaults(run=_run_sweep)
 
 
-def _run_sweep(args: argparse.Namespace) -> int:
-    from dsod_depth.experiments.sweep import run_sweep
+def _gpu_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        gpus = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise KitError(f"--gpus takes GPU indices separated by commas, e.g. 0,1,2,3; got {text!r}") from None
+    if not gpus:
+        raise KitError("--gpus names no GPU; give indices such as 0,1")
+    return gpus
 
-    result = run_sweep(args.matrix, dry_run=args.dry_run, progress=not args.no_progress)
+
+def _slurm_options(args: argparse.Namespace):
+    from dsod_depth.experiments.slurm import SLURM_FLAGS, SlurmOptions
+
+    given = [flag for flag in SLURM_FLAGS if getattr(args, flag) is not None]
+    if args.launcher != "slurm":
+        if given:
+            raise KitError(f"--{given[0].replace('_', '-')} is a SLURM option; add --launcher slurm")
+        return None
+    extra = {}
+    for item in args.slurm_set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise KitError(f"--slurm-set takes key=value, e.g. exclude=node12; got {item!r}")
+        extra[key.strip()] = value
+    return SlurmOptions(
+        partition=args.partition, time_min=args.time, cpus_per_task=args.cpus_per_task, mem=args.mem,
+        account=args.account, qos=args.qos, constraint=args.constraint, extra=extra,
+    )  # fmt: skip
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from dsod_depth.experiments import runs, sweep
+
+    slurm = _slurm_options(args)
+    gpus = _gpu_list(args.gpus)
+    placement = {"gpus_per_run": args.gpus_per_run, "threads_per_run": args.threads_per_run}
+    if args.run_name:
+        if args.jobs != 1 or gpus is not None or slurm is not None or args.print_commands or args.dry_run:
+            raise KitError("--run NAME runs one run here; it takes only --gpus-per-run and --threads-per-run")
+        if args.gpus_per_run < 1:
+            raise KitError(f"--gpus-per-run must be at least 1, got {args.gpus_per_run}")
+        outcome = runs.run_single(
+            args.matrix, args.run_name, gpus_per_run=args.gpus_per_run, threads=args.threads_per_run,
+            progress=not args.no_progress, log_to_run=args.log_to_run, report=args.report,
+        )  # fmt: skip
+        return runs.exit_code(outcome)
+    if args.log_to_run or args.report:
+        raise KitError("--log-to-run and --report go with --run NAME")
+    if slurm is not None:
+        from dsod_depth.experiments.slurm import submit_sweep
+
+        submit_sweep(args.matrix, slurm, dry_run=args.dry_run, **placement)
+        return 0
+    if args.print_commands:
+        from dsod_depth.experiments.local import plan
+
+        plan(jobs=args.jobs, gpus=gpus, **placement)  # the same checks as a run
+        sweep.print_commands(args.matrix, **placement)
+        return 0
+    result = sweep.run_sweep(
+        args.matrix, jobs=args.jobs, gpus=gpus, dry_run=args.dry_run, progress=not args.no_progress,
+        **placement,
+    )  # fmt: skip
+    if result.interrupted:
+        return 130
     return 0 if result.ok else 1
 
 

@@ -8,6 +8,7 @@ so a run's metrics can always be recomputed from its files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 from dsod_depth.data.loader import DetectionDataset, collate
 from dsod_depth.detection.postprocess import postprocess
+from dsod_depth.engine.run_dir import RunDir, resolve_checkpoint, run_lock
 from dsod_depth.errors import KitError
 from dsod_depth.evaluation import evaluate_files, write_json_atomic
 
@@ -104,22 +106,6 @@ def evaluate(
     return metrics
 
 
-def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
-    """(checkpoint file, run directory) for a run directory or a checkpoint file inside one."""
-    path = Path(path)
-    if path.is_dir():
-        ckpt = path / "checkpoints" / "last.pt"
-        if not ckpt.is_file():
-            raise KitError(
-                f"{path} has no checkpoints/last.pt; pass a run directory written by `dsod-depth train`"
-            )
-        return ckpt, path
-    if not path.is_file():
-        raise KitError(f"{path} not found; pass a run directory or a checkpoint file")
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return path, run_dir
-
-
 def evaluate_checkpoint(
     path: str | Path,
     *,
@@ -130,8 +116,12 @@ def evaluate_checkpoint(
     batch_size: int = 8,
     num_workers: int = 0,
     progress: bool = True,
+    on_acquired: Callable[[RunDir], None] | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Evaluate a trained detector; returns (metrics, folder with gt/detections/metrics JSON)."""
+    """Evaluate a trained detector; returns (metrics, folder with gt/detections/metrics JSON).
+
+    The checkpoint, store and model are checked first; the run folder's lock is then held while
+    ``eval/<split>/`` is written (``on_acquired`` as in :func:`~dsod_depth.engine.run_dir.run_lock`)."""
     import dataclasses
 
     from dsod_depth.config import from_dict
@@ -139,7 +129,7 @@ def evaluate_checkpoint(
     from dsod_depth.engine.model_setup import build_model_for
     from dsod_depth.engine.trainer import select_device
 
-    ckpt_path, run_dir = resolve_checkpoint(path)
+    ckpt_path, run = resolve_checkpoint(path)
     checkpoint = load_checkpoint(ckpt_path)
     if "config" not in checkpoint:
         raise KitError(f"{ckpt_path} has no config; it was not written by `dsod-depth train`")
@@ -159,9 +149,10 @@ def evaluate_checkpoint(
     except RuntimeError as err:
         raise KitError(f"{ckpt_path}: weights do not fit the model ({str(err).splitlines()[0]})") from None
     dev = select_device(device)
-    out_dir = run_dir / "eval" / split
-    metrics = evaluate(
-        model.to(dev), dataset, out_dir, metric=metric or config.train.eval_metric, device=dev,
-        batch_size=batch_size, num_workers=num_workers, progress=progress,
-    )  # fmt: skip
+    out_dir = run.eval_dir(split)
+    with run_lock(run, on_acquired=on_acquired):
+        metrics = evaluate(
+            model.to(dev), dataset, out_dir, metric=metric or config.train.eval_metric, device=dev,
+            batch_size=batch_size, num_workers=num_workers, progress=progress,
+        )  # fmt: skip
     return metrics, out_dir

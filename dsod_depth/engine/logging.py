@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from dsod_depth.engine.run_dir import RunDir, read_metrics_log
 from dsod_depth.fileio import write_text_atomic
 
 
@@ -19,13 +20,14 @@ class MetricsLogger:
     """
 
     def __init__(self, run_dir: str | Path, *, enabled: bool = True, tensorboard: bool = True) -> None:
-        self.path = Path(run_dir) / "metrics.jsonl"
+        run = RunDir(run_dir)
+        self.path = run.metrics_log
         self.enabled = enabled
         self._writer = None
         if enabled and tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+            self._writer = SummaryWriter(log_dir=str(run.tensorboard))
 
     def log(self, record: dict[str, Any]) -> None:
         """Write one record; it must have an integer ``step``. Non-finite floats become null."""
@@ -54,6 +56,4 @@ class MetricsLogger:
             self._writer.close()
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a ``metrics.jsonl`` file, in order."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+read_metrics = read_metrics_log  # one reader of metrics.jsonl: dsod_depth.engine.run_dir

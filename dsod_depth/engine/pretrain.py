@@ -32,6 +32,7 @@ from dsod_depth.config import ExperimentConfig, dump_config, to_dict
 from dsod_depth.data.loader import DetectionDataset
 from dsod_depth.engine.checkpoint import save_checkpoint
 from dsod_depth.engine.logging import MetricsLogger
+from dsod_depth.engine.run_dir import RunDir, run_lock
 from dsod_depth.engine.schedule import lr_factor
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import write_text_atomic
@@ -145,11 +146,11 @@ def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = 
     """
     from dsod_depth.engine.model_setup import build_model_for
 
-    out_dir = Path(out_dir)
+    run = RunDir(out_dir)
     if not config.data.store:
         raise KitError("no prepared store given: pass --data STORE or set data.store")
-    if (out_dir / "checkpoints" / "last.pt").exists():
-        raise KitError(f"{out_dir} already holds a pretraining run; choose another --out")
+    if run.last.exists():
+        raise KitError(f"{run} already holds a pretraining run; choose another --out")
     torch.manual_seed(config.train.seed)
     data = config.data
     frames = DetectionDataset(data.store, data.train_split, data.modality, data.input_size)
@@ -163,14 +164,26 @@ def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = 
         )
     detector = build_model_for(config, frames)
     model = BackboneClassifier(detector.features, frames.in_channels, frames.num_classes, data.input_size)
+    # Every input is checked: only now does the folder come to exist, locked while it is written.
+    with run_lock(run, create=True):
+        if run.last.exists():  # finished by another process while this one was checking
+            raise KitError(f"{run} already holds a pretraining run; choose another --out")
+        return _pretrain_into(run, config, model, train_crops, test_crops, frames, progress=progress)
+
+
+def _pretrain_into(
+    run: RunDir, config: ExperimentConfig, model: BackboneClassifier, train_crops: ObjectCrops,
+    test_crops: ObjectCrops, frames: DetectionDataset, *, progress: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The loop of :func:`pretrain` in a locked run folder."""
+    data = config.data
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.SGD(
         params, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "config.yaml", dump_config(config))
-    (out_dir / "metrics.jsonl").unlink(missing_ok=True)
-    logger = MetricsLogger(out_dir, tensorboard=False)
+    write_text_atomic(run.config, dump_config(config))
+    run.metrics_log.unlink(missing_ok=True)
+    logger = MetricsLogger(run.path, tensorboard=False)
     steps_per_epoch = len(train_crops) // config.train.batch_size
     step, start = 0, time.perf_counter()
     bar = tqdm(total=config.train.iters, desc="pretrain", unit="step", disable=not progress)
@@ -209,7 +222,7 @@ def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = 
     logger.log({"step": step, "test_accuracy": accuracy})
     logger.close()
     save_checkpoint(
-        out_dir / "checkpoints" / "last.pt",
+        run.last,
         {
             "model": {f"features.{k}": v for k, v in model.features.state_dict().items()},
             "kind": "backbone", "in_channels": frames.in_channels, "modality": frames.modality,
@@ -217,5 +230,5 @@ def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = 
             "step": step,
         },
     )  # fmt: skip
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(run.summary, json.dumps(summary, indent=2) + "\n")
     return summary

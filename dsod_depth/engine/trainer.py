@@ -9,17 +9,20 @@ epoch, index) alone (:class:`~dsod_depth.data.loader.DetectionDataset`), so a ru
 checkpoint replays exactly the batches the uninterrupted run would have seen; with the model,
 optimiser, scaler and RNG states restored, the result is bit-identical on CPU.
 
-Run directory (DESIGN "File formats"): ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt``,
-``checkpoints/best.pt``, ``eval/<split>/{gt,detections,metrics}.json``, ``tensorboard/``.
+The run folder (:mod:`dsod_depth.engine.run_dir`) is created only once every input has been
+checked (the store opens with the modality's groups, the model builds, init weights load), and the
+trainer holds its lock for as long as it writes. A ``stop`` callback, polled after every step, ends
+the run early at a step boundary with a checkpoint of that step (:class:`RunStopped`), from which a
+resume is exact: the path of Ctrl-C in sweeps and of SLURM's time-limit and preemption signals.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,9 +44,14 @@ from dsod_depth.engine.checkpoint import (
 from dsod_depth.engine.evaluator import evaluate
 from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.model_setup import build_model_for, optimiser_for
+from dsod_depth.engine.run_dir import RunDir, RunExists, run_lock
 from dsod_depth.engine.schedule import lr_factor
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import write_text_atomic
+
+
+class RunStopped(KitError):
+    """The run was asked to stop (``stop`` callback) and saved a checkpoint of its last step."""
 
 
 @dataclass
@@ -107,7 +115,9 @@ class Trainer:
     """Holds what a run needs; :meth:`run` is the loop. Built by :func:`train`."""
 
     def __init__(self, config: ExperimentConfig, run_dir: Path, *, progress: bool = True) -> None:
-        self.config, self.run_dir, self.progress = config, run_dir, progress
+        """Builds data, model and optimiser and checks them; writes nothing (see :meth:`open_run`)."""
+        self.config, self.folder, self.progress = config, RunDir(run_dir), progress
+        self.run_dir = self.folder.path
         self.device = select_device(config.train.device)
         self.info = dist_utils.init_distributed(self.device.type)
         if self.device.type == "cuda" and self.info.enabled:
@@ -138,7 +148,7 @@ class Trainer:
         self.optimiser = optimiser_for(self.model, config.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.criterion = MultiBoxLoss()
-        self.logger = MetricsLogger(run_dir, enabled=self.info.is_main)
+        self.logger: MetricsLogger | None = None  # made by open_run, once the folder is ours
         self.state = TrainState()
         self._saved_step = -1  # step of the newest checkpoint on disk, -1 = none
 
@@ -146,7 +156,20 @@ class Trainer:
 
     @property
     def last_path(self) -> Path:
-        return self.run_dir / "checkpoints" / "last.pt"
+        return self.folder.last
+
+    def open_run(self, *, resume: bool) -> None:
+        """Start writing the (locked) run folder: a fresh run gets its ``config.yaml`` and an empty
+        log (refused with :class:`RunExists` when the folder holds a trained run); then the logger."""
+        if self.info.is_main and not resume:
+            if self.folder.last.exists():
+                raise RunExists(
+                    f"{self.folder} already holds a run; resume it with `dsod-depth train --resume "
+                    f"{self.folder}` or choose another --out"
+                )
+            self.folder.metrics_log.unlink(missing_ok=True)
+            write_text_atomic(self.folder.config, dump_config(self.config))
+        self.logger = MetricsLogger(self.folder.path, enabled=self.info.is_main)
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
@@ -162,6 +185,8 @@ class Trainer:
             "in_channels": self.train_set.in_channels,
             "modality": self.train_set.modality,
             "kind": "detector",
+            # Results depend on the CPU thread count (reduction order); resume warns when it changes.
+            "cpu_threads": torch.get_num_threads(),
         }
 
     def save(self, path: Path) -> None:
@@ -174,6 +199,14 @@ class Trainer:
         self.scaler.load_state_dict(checkpoint["scaler"])
         self.state = TrainState(checkpoint["step"], checkpoint["best_map"], checkpoint["best_step"])
         restore_rng_state(checkpoint["rng"])
+        threads = checkpoint.get("cpu_threads")
+        if threads is not None and threads != torch.get_num_threads() and self.device.type == "cpu":
+            warnings.warn(
+                f"{self.folder} was trained with {threads} CPU threads and resumes with "
+                f"{torch.get_num_threads()}; the result will not be bit-identical to an uninterrupted "
+                "run (use the same thread count, e.g. sweep --threads-per-run, for that)",
+                stacklevel=2,
+            )
         self.logger.truncate_after(self.state.step)
 
     # ------------------------------------------------------------------ loop
@@ -234,10 +267,19 @@ class Trainer:
                 "or set optim.grad_clip"
             )
 
+    def stop_requested(self, stop: Callable[[], bool] | None) -> bool:
+        """``stop()`` of this rank, or of any rank under DDP (all stop at the same step)."""
+        asked = bool(stop()) if stop is not None else False
+        if self.info.enabled and stop is not None:
+            flag = torch.tensor(float(asked), device=self.device)
+            torch.distributed.all_reduce(flag)
+            asked = flag.item() > 0
+        return asked
+
     def evaluate(self) -> dict[str, Any]:
         split = self.config.data.test_split
         metrics = evaluate(
-            self.model, self.test_set, self.run_dir / "eval" / split, metric=self.config.train.eval_metric,
+            self.model, self.test_set, self.folder.eval_dir(split), metric=self.config.train.eval_metric,
             device=self.device, batch_size=max(self.config.train.batch_size, 8), amp_dtype=self.amp_dtype,
             progress=self.progress,
         )  # fmt: skip
@@ -253,10 +295,13 @@ class Trainer:
             self.logger.log(record)
             if metrics["map"] > self.state.best_map:
                 self.state.best_map, self.state.best_step = metrics["map"], self.state.step
-                self.save(self.run_dir / "checkpoints" / "best.pt")
+                self.save(self.folder.best)
         dist_utils.barrier(self.info)
 
-    def run(self, *, resume: bool = False) -> TrainState:
+    def run(self, *, resume: bool = False, stop: Callable[[], bool] | None = None) -> TrainState:
+        """Train to ``train.iters`` (after :meth:`open_run`). ``stop`` is polled after every step;
+        when it returns True on any rank the run saves ``last.pt`` at that step and raises
+        :class:`RunStopped`."""
         cfg = self.config.train
         if resume:
             self.restore(load_checkpoint(self.last_path))
@@ -289,37 +334,68 @@ class Trainer:
             if final or self.state.step % cfg.checkpoint_every == 0:
                 self.save(self.last_path)
                 self._saved_step = self.state.step
+            if not final and self.stop_requested(stop):
+                if self._saved_step != self.state.step:
+                    self.save(self.last_path)
+                    self._saved_step = self.state.step
+                bar.close()
+                self.logger.close()
+                raise RunStopped(
+                    f"{self.folder} stopped at step {self.state.step:,}/{cfg.iters:,} with a checkpoint of "
+                    f"that step; resume it with `dsod-depth train --resume {self.folder}`"
+                )
         bar.close()
         self.logger.close()
         return self.state
 
 
-def prepare_run_dir(config: ExperimentConfig, run_dir: Path) -> None:
-    """Create a fresh run directory with the resolved ``config.yaml`` (refuses to overwrite a run)."""
-    if (run_dir / "checkpoints" / "last.pt").exists():
-        raise KitError(f"{run_dir} already holds a run; resume it with `dsod-depth train --resume {run_dir}` "
-                       "or choose another --out")  # fmt: skip
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    write_text_atomic(run_dir / "config.yaml", dump_config(config))
-
-
 def train(
-    config: ExperimentConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True
+    config: ExperimentConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    stop: Callable[[], bool] | None = None,
+    on_acquired: Callable[[RunDir], None] | None = None,
 ) -> TrainState:
-    """Train one run into ``run_dir`` (fresh, or resumed from its ``checkpoints/last.pt``)."""
-    run_dir = Path(run_dir)
+    """Train one run into ``run_dir`` (fresh, or resumed from its ``checkpoints/last.pt``).
+
+    Every input is checked before the folder is created or touched; then the folder is locked for
+    the rest of the run (:func:`~dsod_depth.engine.run_dir.run_lock`; ``on_acquired`` is called
+    once it is). Under torchrun rank 0 locks and prepares the folder and the other ranks wait for it.
+    ``stop``: see :meth:`Trainer.run`.
+    """
+    run = RunDir(run_dir)
     if not config.data.store:
         raise KitError("no prepared store given: set data.store in the config or pass --data STORE")
     if math.prod((config.train.batch_size, config.optim.accumulate, config.train.iters)) <= 0:
         raise KitError("train.batch_size, optim.accumulate and train.iters must be positive")
+    if config.data.num_workers < 0:
+        raise KitError(f"data.num_workers must be 0 or more, got {config.data.num_workers}")
+    if resume and not run.last.is_file():
+        raise KitError(
+            f"{run} has no checkpoints/last.pt to resume from; start the run with `dsod-depth train`"
+        )
     info = dist_utils.DistInfo()
     try:
-        if not resume and int(os.environ.get("RANK", "0")) == 0:
-            prepare_run_dir(config, run_dir)
-        trainer = Trainer(config, run_dir, progress=progress)
+        trainer = Trainer(config, run.path, progress=progress)  # checks the inputs; writes nothing
         info = trainer.info
-        return trainer.run(resume=resume)
+        with contextlib.ExitStack() as stack:
+            failure = ""
+            if info.is_main:
+                try:
+                    stack.enter_context(run_lock(run, create=not resume, on_acquired=on_acquired))
+                    trainer.open_run(resume=resume)
+                except KitError as err:
+                    if not info.enabled:
+                        raise
+                    failure = str(err)
+            failure = dist_utils.broadcast_object(failure, info)  # every rank stops, or none
+            if failure:
+                raise KitError(failure)
+            if not info.is_main:
+                trainer.open_run(resume=resume)
+            return trainer.run(resume=resume, stop=stop)
     finally:
         if info.enabled:
             dist_utils.shutdown_distributed()

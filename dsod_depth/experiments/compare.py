@@ -22,14 +22,13 @@ the seed is ``train.seed``.
 
 from __future__ import annotations
 
-import json
-import math
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from dsod_depth.config import ExperimentConfig, load_config
+from dsod_depth.engine.run_dir import RunDir, read_eval_metrics
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.naming import (
     canonical_modality,
@@ -52,10 +51,10 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     runs: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if (path / "config.yaml").is_file():
+        if RunDir(path).is_run():
             runs.append(path)
         elif path.is_dir():
-            found = sorted(p.parent for p in path.rglob("config.yaml"))
+            found = sorted(p.parent for p in path.rglob(RunDir(path).config.name))
             if not found:
                 raise KitError(f"{path} holds no run folder (no config.yaml below it); pass run directories")
             runs += found
@@ -88,41 +87,16 @@ def dataset_name(config: ExperimentConfig) -> tuple[str, str]:
     return "unknown", "none"
 
 
-def _read_metrics(path: Path, run_dir: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise KitError(
-            f"{path} not found: run {run_dir} has no test metrics; finish it with "
-            f"`dsod-depth train --resume {run_dir}` or score it with `dsod-depth eval {run_dir}`"
-        )
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise KitError(f"{path} is not readable JSON ({err}); evaluate the run again") from None
-    ap = metrics.get("ap_per_class") if isinstance(metrics, dict) else None
-    value = metrics.get("map") if isinstance(metrics, dict) else None
-    ok = (
-        isinstance(ap, dict) and isinstance(metrics.get("metric"), str)
-        and isinstance(value, (int, float)) and math.isfinite(value)
-        and all(v is None or (isinstance(v, (int, float)) and math.isfinite(v)) for v in ap.values())
-    )  # fmt: skip
-    if not ok:
-        raise KitError(
-            f"{path} is not a metrics file of `dsod-depth eval` (needs metric, map, ap_per_class); "
-            "evaluate the run again"
-        )
-    return metrics
-
-
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """One finished run as a flat record (labels, setup, scores as fractions)."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
+    run = RunDir(run_dir)
+    run_dir = run.path
+    if not run.is_run():
         raise KitError(
             f"{run_dir} is not a run directory (no config.yaml); pass folders written by train or sweep"
         )
-    config = load_config(config_path)
-    metrics = _read_metrics(run_dir / "eval" / config.data.test_split / "metrics.json", run_dir)
+    config = load_config(run.config)
+    metrics = read_eval_metrics(run, config.data.test_split)
     dataset, source = dataset_name(config)
     return {
         "run_dir": str(run_dir),

@@ -1,77 +1,63 @@
-"""Running a matrix of experiments, resumably (``dsod-depth sweep``).
+"""Running a matrix of experiments, resumably and safely at any scale (``dsod-depth sweep``).
 
-Each run of the matrix (:mod:`dsod_depth.experiments.matrix`) is in one of these states, decided
-from its folder alone, so that a sweep can be stopped at any moment and started again:
+Every run goes through :func:`~dsod_depth.experiments.runs.execute_run`, which holds the run
+folder's lock and reads its state under it (:mod:`.runs`), so any number of sweeps on one matrix —
+in one process, in ``--jobs`` children, on several machines sharing the run folders, as SLURM jobs —
+cooperate: each takes the runs it can lock, skips those another process holds (``held``), and
+together they train every run exactly once. Launchers:
 
-* ``new`` — no ``checkpoints/last.pt``: train from the start;
-* ``resume`` — ``last.pt`` before ``train.iters``: continue with the trainer's exact resume;
-* ``evaluate`` — trained to ``train.iters`` but no test metrics: evaluate ``last.pt``;
-* ``done`` — trained to ``train.iters`` and ``eval/<test split>/metrics.json`` present: skipped;
-* ``conflict`` — the folder holds a run of a different config (e.g. the matrix changed since):
-  never overwritten; reported as failed.
+* in this process, one run after the other (the default);
+* ``--jobs N``: N child processes at once on this machine (:mod:`.local`), each pinned to its own
+  GPU(s) or its share of the CPU threads;
+* ``--launcher slurm``: one SLURM job per pending run through submitit (:mod:`.slurm`);
+* ``--print-commands``: one shell command per pending run, for any other scheduler.
 
-A run that fails is reported and the sweep goes on with the next one; the sweep ends with a
-summary (also written to ``<output>/sweep.json``) and :attr:`SweepResult.ok` is False when any
-run failed. Ctrl-C stops the sweep; running it again resumes.
+A failed run is reported and the sweep goes on; the sweep ends with a summary, merged into
+``<output>/sweep.json`` (several sweeps on one matrix each add what they did), and
+:attr:`SweepResult.ok` is False when any run failed or the sweep was interrupted. Ctrl-C stops the
+sweep with every run resumable; running it again resumes.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsod_depth.config import ExperimentConfig, load_config, to_dict
+from dsod_depth.engine.run_dir import RunDir, RunState, read_map
 from dsod_depth.errors import KitError
-from dsod_depth.experiments.matrix import Matrix, RunSpec, load_matrix, matrix_from_dict
+from dsod_depth.experiments.matrix import Matrix, RunSpec
+from dsod_depth.experiments.runs import (
+    Log,
+    RunOutcome,
+    _print,
+    describe_state,
+    execute_run,
+    pending_specs,
+    resolve_matrix,
+    run_command,
+    run_state,
+    shell_command,
+    specs_for,
+)
 
-__all__ = ["RunState", "RunOutcome", "SweepResult", "run_state", "run_sweep", "metrics_path"]
-
-Log = Callable[[str], None]
-
-
-def _print(line: str) -> None:
-    print(line, flush=True)
-
-
-def metrics_path(run_dir: Path, config: ExperimentConfig) -> Path:
-    """Where the trainer's final evaluation writes the test metrics of a run."""
-    return Path(run_dir) / "eval" / config.data.test_split / "metrics.json"
-
-
-@dataclass(frozen=True)
-class RunState:
-    kind: str  # new | resume | evaluate | done | conflict
-    step: int = 0  # optimiser steps in checkpoints/last.pt (0 when there is none)
-    detail: str = ""  # why, for conflict
-
-
-@dataclass
-class RunOutcome:
-    spec: RunSpec
-    status: str  # trained | resumed | evaluated | skipped | failed | planned
-    state: RunState
-    map: float | None = None  # test mAP (fraction) when the run is finished
-    error: str = ""
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        spec = self.spec
-        return {
-            "run_dir": str(spec.run_dir), "dataset": spec.dataset, "modality": spec.modality,
-            "init": spec.init, "seed": spec.seed, "status": self.status, "map": self.map,
-            "error": self.error, "seconds": round(self.seconds, 3),
-        }  # fmt: skip
+__all__ = [
+    "RunState",
+    "RunOutcome",
+    "SweepResult",
+    "run_state",
+    "run_sweep",
+    "summary_lines",
+    "print_commands",
+]
 
 
 @dataclass
 class SweepResult:
     matrix: Matrix
     outcomes: list[RunOutcome] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def failed(self) -> list[RunOutcome]:
@@ -79,7 +65,7 @@ class SweepResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.interrupted
 
     @property
     def finished_run_dirs(self) -> list[Path]:
@@ -87,92 +73,16 @@ class SweepResult:
         return [o.spec.run_dir for o in self.outcomes if o.map is not None]
 
 
-def _config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two resolved configs, as 'key: a → b'."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        left, right = a.get(key), b.get(key)
-        if isinstance(left, dict) and isinstance(right, dict):
-            out += _config_differences(left, right, f"{prefix}{key}.")
-        elif left != right:
-            out.append(f"{prefix}{key}: {left!r} → {right!r}")
-    return out
-
-
-def run_state(spec: RunSpec) -> RunState:
-    """The state of a matrix cell's folder (see :func:`folder_state`)."""
-    return folder_state(spec.run_dir, spec.config)
-
-
-def folder_state(run_dir: Path, config: ExperimentConfig) -> RunState:
-    """The state of a run folder meant for ``config`` (see the module docstring). Reads ``config.yaml``
-    and the step of ``checkpoints/last.pt``; an unreadable checkpoint raises :class:`KitError`."""
-    last = run_dir / "checkpoints" / "last.pt"
-    if not last.is_file():
-        return RunState("new")
-    stored_path = run_dir / "config.yaml"
-    if not stored_path.is_file():
-        return RunState("conflict", detail=f"{last} exists but config.yaml is missing")
-    diffs = _config_differences(to_dict(load_config(stored_path)), to_dict(config))
-    if diffs:
-        more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
-        return RunState("conflict", detail=f"it holds a run of another config: {'; '.join(diffs[:3])}{more}")
-    from dsod_depth.engine.checkpoint import load_checkpoint
-
-    step = int(load_checkpoint(last).get("step", -1))
-    iters = config.train.iters
-    if step < 0 or step > iters:
-        return RunState("conflict", step, f"last.pt is at step {step}, outside 0..{iters}")
-    if step < iters:
-        return RunState("resume", step)
-    if metrics_path(run_dir, config).is_file():
-        return RunState("done", step)
-    return RunState("evaluate", step)
-
-
-def _read_map(spec: RunSpec) -> float | None:
-    path = metrics_path(spec.run_dir, spec.config)
-    try:
-        return float(json.loads(path.read_text(encoding="utf-8"))["map"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _describe(state: RunState, iters: int) -> str:
-    return {
-        "new": f"new, train {iters:,} steps",
-        "resume": f"interrupted, resume at step {state.step:,}/{iters:,}",
-        "evaluate": f"trained {state.step:,} steps, evaluate",
-        "done": f"done ({state.step:,} steps)",
-        "conflict": f"conflict: {state.detail}",
-    }[state.kind]
-
-
-def _execute(spec: RunSpec, state: RunState, progress: bool) -> str:
-    """Bring one run to ``done``; returns the outcome status."""
-    from dsod_depth.engine import evaluator, trainer
-
-    if state.kind == "conflict":
-        raise KitError(
-            f"{spec.run_dir}: {state.detail}; delete the folder, or change the matrix 'output', "
-            "to train this run"
-        )
-    if state.kind in ("new", "resume"):
-        # The trainer evaluates on data.test_split after its last step (eval/<split>/metrics.json).
-        trainer.train(spec.config, spec.run_dir, resume=state.kind == "resume", progress=progress)
-        return "trained" if state.kind == "new" else "resumed"
-    if state.kind == "evaluate":
-        evaluator.evaluate_checkpoint(
-            spec.run_dir, split=spec.config.data.test_split, metric=spec.config.train.eval_metric,
-            device=spec.config.train.device, progress=progress,
-        )  # fmt: skip
-        return "evaluated"
-    return "skipped"
+# --------------------------------------------------------------------------- sweeps
 
 
 def run_sweep(
     matrix: Matrix | dict[str, Any] | str | Path,
     *,
+    jobs: int = 1,
+    gpus: list[int] | None = None,
+    gpus_per_run: int = 1,
+    threads_per_run: int | None = None,
     dry_run: bool = False,
     progress: bool = True,
     log: Log = _print,
@@ -181,68 +91,78 @@ def run_sweep(
 
     Args:
         matrix: a :class:`Matrix`, the plain dict of a matrix file, or the path of one.
+        jobs: runs at once on this machine; above 1 each run is a child process (:mod:`.local`).
+        gpus: GPU indices to share out (default: every visible GPU when ``jobs`` > 1).
+        gpus_per_run: GPUs per run (DDP under torchrun; ``optim.accumulate`` is divided by it).
+        threads_per_run: CPU threads of each run (default: the cores divided by ``jobs``).
         dry_run: print each run's folder and state (new / resume at step k / done / conflict)
             without training; runs that would fail (conflicts, unreadable checkpoints) count as failed.
-        progress: show the trainer's progress bars.
+        progress: show the trainer's progress bars (in-process runs only).
         log: receives each line of the plan, the per-run headers and the summary.
 
     Returns a :class:`SweepResult`; ``result.ok`` is False when a run failed. A matrix mistake (unknown
-    key, missing config file, bad override) raises :class:`KitError` before any run starts.
+    key, missing config file, bad override) or a bad placement raises :class:`KitError` before any run
+    starts.
     """
-    if isinstance(matrix, (str, Path)):
-        matrix = load_matrix(matrix)
-    elif isinstance(matrix, dict):
-        matrix = matrix_from_dict(matrix)
-    specs = matrix.expand()
+    from dsod_depth.experiments import local  # subprocess machinery only when runs go to children
+
+    matrix, matrix_file = resolve_matrix(matrix)
+    placement = local.plan(jobs=jobs, gpus=gpus, gpus_per_run=gpus_per_run, threads_per_run=threads_per_run)
+    specs = specs_for(matrix, gpus_per_run=gpus_per_run)
     result = SweepResult(matrix)
+    if dry_run:
+        _dry_run(result, specs, log)
+        return result
+    log(f"sweep {matrix.name}: running {len(specs)} runs into {matrix.output} ({placement.describe()})")
+    if placement.in_process:
+        width = len(str(len(specs)))
+        for index, spec in enumerate(specs, start=1):
+            head = f"[{index:>{width}}/{len(specs)}] {spec.name}"
+            result.outcomes.append(execute_run(spec, progress=progress, log=log, head=head))
+    else:
+        if matrix_file is None:
+            raise KitError("a matrix built in code runs with --jobs only when given as a dict or a file")
+        result.outcomes, result.interrupted = local.run_children(
+            matrix, matrix_file, specs, placement, log=log
+        )
+    for line in summary_lines(result):
+        log(line)
+    write_summary(result)
+    return result
+
+
+def _dry_run(result: SweepResult, specs: list[RunSpec], log: Log) -> None:
+    log(f"sweep {result.matrix.name}: plan of {len(specs)} runs into {result.matrix.output}")
     width = len(str(len(specs)))
-    verb = "plan of" if dry_run else "running"
-    log(f"sweep {matrix.name}: {verb} {len(specs)} runs into {matrix.output}")
     for index, spec in enumerate(specs, start=1):
-        head = f"[{index:>{width}}/{len(specs)}] {spec.name}"
-        start = time.perf_counter()
         try:
             state = run_state(spec)
         except KitError as err:
             state = RunState("conflict", detail=str(err))
-        outcome = RunOutcome(spec, "planned", state)
-        if dry_run:
-            outcome.status = "failed" if state.kind == "conflict" else "planned"
-            outcome.error = state.detail
-            outcome.map = _read_map(spec) if state.kind == "done" else None
-            score = f", test mAP {100 * outcome.map:.1f}" if outcome.map is not None else ""
-            log(f"{head}: {_describe(state, spec.config.train.iters)}{score} [{spec.config_path}]")
-        else:
-            log(f"{head}: {_describe(state, spec.config.train.iters)}")
-            try:
-                outcome.status = _execute(spec, state, progress)
-                outcome.map = _read_map(spec)
-            except KitError as err:
-                outcome.status, outcome.error = "failed", str(err)
-                log(f"{head}: FAILED: {err}")
-            except Exception as err:  # a bug or a crash (e.g. out of memory): report, keep sweeping
-                outcome.status = "failed"
-                outcome.error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                log(f"{head}: FAILED with an unexpected error:\n{traceback.format_exc().rstrip()}")
-        outcome.seconds = time.perf_counter() - start
+        outcome = RunOutcome(
+            spec, "failed" if state.kind == "conflict" else "planned", state, error=state.detail
+        )
+        outcome.map = (
+            read_map(RunDir(spec.run_dir), spec.config.data.test_split) if state.kind == "done" else None
+        )
+        score = f", test mAP {100 * outcome.map:.1f}" if outcome.map is not None else ""
+        what = describe_state(state, spec.config.train.iters)
+        log(f"[{index:>{width}}/{len(specs)}] {spec.name}: {what}{score} [{spec.config_path}]")
         result.outcomes.append(outcome)
-    for line in summary_lines(result, dry_run=dry_run):
-        log(line)
-    if not dry_run:
-        _write_summary(result)
-    return result
-
-
-def summary_lines(result: SweepResult, *, dry_run: bool = False) -> list[str]:
-    """The end of a sweep: one line per run (status, test mAP, minutes) and the totals; for a dry run
-    only the number of runs in each state."""
     counts: dict[str, int] = {}
     for o in result.outcomes:
-        key = o.state.kind if dry_run else o.status
-        counts[key] = counts.get(key, 0) + 1
+        counts[o.state.kind] = counts.get(o.state.kind, 0) + 1
+    log(f"{len(result.outcomes)} runs: " + ", ".join(f"{n} {key}" for key, n in sorted(counts.items())))
+    for o in result.failed:
+        log(f"would fail: {o.spec.name}: {o.error}")
+
+
+def summary_lines(result: SweepResult) -> list[str]:
+    """The end of a sweep: one line per run (status, test mAP, minutes) and the totals."""
+    counts: dict[str, int] = {}
+    for o in result.outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
     total = f"{len(result.outcomes)} runs: " + ", ".join(f"{n} {key}" for key, n in sorted(counts.items()))
-    if dry_run:
-        return [total, *(f"would fail: {o.spec.name}: {o.error}" for o in result.failed)]
     rows = [("run", "status", "mAP [%]", "min")]
     for o in result.outcomes:
         score = "" if o.map is None else f"{100 * o.map:.1f}"
@@ -255,16 +175,64 @@ def summary_lines(result: SweepResult, *, dry_run: bool = False) -> list[str]:
 
     lines = ["", *(line(row) for row in rows), total]
     lines += [f"failed: {o.spec.name}: {o.error}" for o in result.failed]
+    if any(o.status == "held" for o in result.outcomes):
+        lines.append(
+            "held runs belong to other processes (another sweep, a train --resume); rerun the sweep "
+            "after they end to see them here"
+        )
+    if result.interrupted:
+        lines.append("interrupted: every run is resumable; run the same command again to go on")
     if result.finished_run_dirs:
         out = result.matrix.output
         lines.append(f"compare the finished runs: dsod-depth compare {out} --out {out / 'comparison.md'}")
     return lines
 
 
-def _write_summary(result: SweepResult) -> None:
+def write_summary(result: SweepResult) -> None:
+    """Merge this sweep's outcomes into ``<output>/sweep.json`` (under a lock: several sweeps on one
+    matrix each add the runs they brought to an end; runs they only saw held or pending keep the
+    record another process wrote)."""
+    from filelock import FileLock
+
     from dsod_depth.evaluation import write_json_atomic
 
-    write_json_atomic(
-        result.matrix.output / "sweep.json",
-        {"matrix": result.matrix.source, "runs": [o.as_dict() for o in result.outcomes]},
-    )
+    path = result.matrix.output / "sweep.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.with_name(".sweep.json.lock")), timeout=120, preserve_lock_file=True):
+        previous: dict[str, dict[str, Any]] = {}
+        try:
+            for record in json.loads(path.read_text(encoding="utf-8")).get("runs", []):
+                previous[record["run_dir"]] = record
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            pass  # none yet, or unreadable: this sweep's records replace it
+        mine = {
+            str(o.spec.run_dir): o.as_dict() for o in result.outcomes if o.status not in ("held", "pending")
+        }
+        order = [str(o.spec.run_dir) for o in result.outcomes]
+        order += [key for key in previous if key not in order]
+        runs = [mine.get(key) or previous.get(key) for key in order]
+        write_json_atomic(path, {"matrix": result.matrix.source, "runs": [r for r in runs if r is not None]})
+
+
+def print_commands(
+    matrix: Matrix | dict[str, Any] | str | Path,
+    *,
+    gpus_per_run: int = 1,
+    threads_per_run: int | None = None,
+    log: Log = _print,
+) -> list[str]:
+    """One shell command per pending run (``sweep MATRIX --run NAME``), for any scheduler; runs
+    nothing. Each command is safe to run anywhere that sees the run folders: it takes the run's lock."""
+    matrix, matrix_file = resolve_matrix(matrix)
+    if matrix_file is None:
+        raise KitError("--print-commands needs a matrix file")
+    specs = pending_specs(specs_for(matrix, gpus_per_run=gpus_per_run))
+    lines = []
+    for spec in specs:
+        argv = run_command(
+            matrix_file, spec, gpus_per_run=gpus_per_run, threads=threads_per_run, python="python"
+        )
+        lines.append(shell_command(argv))
+    for line in lines:
+        log(line)
+    return lines

@@ -8,23 +8,24 @@ the very number in ``eval/<split>/metrics.json`` — not a second implementation
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from dsod_depth.engine.run_dir import read_metrics_log
 from dsod_depth.errors import KitError
 from dsod_depth.evaluation.io import DetectionsFile, GroundTruthFile
 from dsod_depth.evaluation.voc import IGNORED, TP, average_precision, match_detections
 from dsod_depth.viz.style import class_colors, new_figure
 
 __all__ = ["PRCurve", "pr_curves", "pr_figure", "pr_figure_size", "read_log", "training_figure"]
+
+read_log = read_metrics_log  # the records of a run's metrics.jsonl (one reader: engine.run_dir)
 
 PR_AXES = (70, 80, 640, 520)  # left, bottom, width, height of the PR axes in pixels
 PR_LEGEND_WIDTH = 300  # pixels per legend column, right of the axes
@@ -141,24 +142,6 @@ def pr_figure_size(num_scored_classes: int) -> tuple[int, int]:
     left, bottom, ax_w, ax_h = PR_AXES
     columns = max(1, math.ceil(num_scored_classes / PR_LEGEND_ROWS))
     return left + ax_w + 30 + PR_LEGEND_WIDTH * columns, bottom + ax_h + 50
-
-
-def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` file (one JSON object per line), in order; a malformed line
-    is a :class:`KitError` naming the file and the line."""
-    path = Path(path)
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise KitError(f"{path}:{number}: not a JSON record ({err.msg}); the log is damaged") from None
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-            raise KitError(f"{path}:{number}: a metrics record must be an object with an integer 'step'")
-        records.append(record)
-    return records
 
 
 def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from dsod_depth.engine.run_dir import RunDir, read_metrics_log, run_lock
 from dsod_depth.errors import KitError
 from dsod_depth.viz.style import class_colors, save_figure
 
@@ -51,19 +52,18 @@ def load_run(run_dir: str | Path, split: str = "test") -> RunEvaluation:
     missing and the command that makes it."""
     from dsod_depth.config import load_config
     from dsod_depth.evaluation import evaluate_files, load_detections, load_ground_truth
-    from dsod_depth.viz.curves import read_log
-
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
+    run_dir = run.path
     if not run_dir.is_dir():
         raise KitError(f"run directory {run_dir} not found; pass a directory written by `dsod-depth train`")
-    if not (run_dir / "config.yaml").is_file():
+    if not run.is_run():
         raise KitError(f"{run_dir} has no config.yaml; pass a run directory written by `dsod-depth train`")
-    eval_dir = run_dir / "eval" / split
+    eval_dir = run.eval_dir(split)
     missing = [name for name in ("gt.json", "detections.json") if not (eval_dir / name).is_file()]
     if missing:
         raise KitError(f"{run_dir} has no evaluation on split {split!r} ({eval_dir / missing[0]} not found); "
                        f"run `dsod-depth eval {run_dir} --split {split}` first")  # fmt: skip
-    config = load_config(run_dir / "config.yaml")
+    config = load_config(run.config)
     gt = load_ground_truth(eval_dir / "gt.json")
     det = load_detections(eval_dir / "detections.json", gt)
     metrics_path = eval_dir / "metrics.json"
@@ -79,8 +79,7 @@ def load_run(run_dir: str | Path, split: str = "test") -> RunEvaluation:
     else:
         metrics = evaluate_files(eval_dir / "gt.json", eval_dir / "detections.json",
                                  metric=config.train.eval_metric)  # fmt: skip
-    log = run_dir / "metrics.jsonl"
-    records = read_log(log) if log.is_file() else []
+    records = read_metrics_log(run)
     return RunEvaluation(run_dir, split, config, gt, det, metrics, records)
 
 
@@ -196,7 +195,7 @@ def visualize_run(
     if not 0.0 <= score_threshold <= 1.0:
         raise KitError(f"the score threshold (--score) must lie in [0, 1]; got {score_threshold}")
     run = load_run(run_dir, split)
-    out = Path(out_dir) if out_dir is not None else run.run_dir / "figures"
+    out = Path(out_dir) if out_dir is not None else RunDir(run.run_dir).figures
     samples, store_classes = load_prepared(store or run.config.data.store, split)
     names = run.gt.class_names
     if list(store_classes) != list(names):
@@ -207,54 +206,57 @@ def visualize_run(
     if absent:
         raise KitError(f"image {absent[0]!r} of the evaluation is not in {samples.path}; "
                        "pass the store the run was evaluated on")  # fmt: skip
-    colors = class_colors(len(names))
-    name = run.config.name
-    cfg = run.config
-    label = f"run {name} ({cfg.model.name}, {cfg.data.modality}, {_init_label(cfg.model.init)})"  # titles
-    figures = ReportFigures()
+    # The evaluation files are read: the figures are written under the run's lock (one writer).
+    with run_lock(run.run_dir):
+        colors = class_colors(len(names))
+        name = run.config.name
+        cfg = run.config
+        label = f"run {name} ({cfg.model.name}, {cfg.data.modality}, {_init_label(cfg.model.init)})"  # titles
+        figures = ReportFigures()
 
-    figures.training = save_figure(training_figure(run.records, title=f"Training curves · {label}"),
-                                   out / "training_curves.png")  # fmt: skip
-    metric = run.metrics.get("metric", "voc07")
-    iou = float(run.metrics.get("iou_threshold", 0.5))
-    if metric in ("voc07", "voc12"):
-        kind = "VOC07 11-point" if metric == "voc07" else "VOC12 area"
-        pr_title = f"Precision–recall · {label} · {split} · {kind} AP@{iou:g}"
-        pr_title += f" · mAP {100 * run.metrics['map']:.1f}"
-    else:  # COCO averages over IoU thresholds; the curves show IoU 0.5 with the area AP
-        metric, iou = "voc12", 0.5
-        pr_title = f"Precision–recall · {label} · {split} · area AP@0.5 (the run was scored with COCO AP)"
-    curves = pr_curves(run.gt, run.det, metric=metric, iou_threshold=iou)
-    figures.pr = save_figure(pr_figure(curves, title=pr_title, colors=colors), out / "pr_curves.png")
+        figures.training = save_figure(training_figure(run.records, title=f"Training curves · {label}"),
+                                       out / "training_curves.png")  # fmt: skip
+        metric = run.metrics.get("metric", "voc07")
+        iou = float(run.metrics.get("iou_threshold", 0.5))
+        if metric in ("voc07", "voc12"):
+            kind = "VOC07 11-point" if metric == "voc07" else "VOC12 area"
+            pr_title = f"Precision–recall · {label} · {split} · {kind} AP@{iou:g}"
+            pr_title += f" · mAP {100 * run.metrics['map']:.1f}"
+        else:  # COCO averages over IoU thresholds; the curves show IoU 0.5 with the area AP
+            metric, iou = "voc12", 0.5
+            pr_title = f"Precision–recall · {label} · {split} · area AP@0.5 (the run was scored with COCO AP)"
+        curves = pr_curves(run.gt, run.det, metric=metric, iou_threshold=iou)
+        figures.pr = save_figure(pr_figure(curves, title=pr_title, colors=colors), out / "pr_curves.png")
 
-    frames = select_frames(len(run.gt.image_ids), num_frames)
-    file_names = _file_names([str(run.gt.image_ids[i]) for i in frames])
-    counts = []
-    for image in tqdm(frames, desc="figures", unit="frame", disable=not progress, leave=False):
-        image_id = str(run.gt.image_ids[image])
-        boxes = _frame_boxes(run, int(image))
-        counts.append(len(shown_detections(boxes.det_scores, score_threshold, DEFAULT_MAX_DETECTIONS)))
-        fig = detection_figure(
-            frame_panels(samples, store_index[image_id]), boxes, class_names=names, colors=colors,
-            title=f"{image_id} · {label} · {split} split", score_threshold=score_threshold,
+        frames = select_frames(len(run.gt.image_ids), num_frames)
+        file_names = _file_names([str(run.gt.image_ids[i]) for i in frames])
+        counts = []
+        for image in tqdm(frames, desc="figures", unit="frame", disable=not progress, leave=False):
+            image_id = str(run.gt.image_ids[image])
+            boxes = _frame_boxes(run, int(image))
+            counts.append(len(shown_detections(boxes.det_scores, score_threshold, DEFAULT_MAX_DETECTIONS)))
+            fig = detection_figure(
+                frame_panels(samples, store_index[image_id]), boxes, class_names=names, colors=colors,
+                title=f"{image_id} · {label} · {split} split", score_threshold=score_threshold,
+            )  # fmt: skip
+            png = save_figure(fig, out / "detections" / f"{file_names[image_id]}.png")
+            figures.detections.append((image_id, png))
+
+        if samples.attrs.get("has_depth", True) and len(frames):
+            # The frame with the most detections drawn (the first on ties) shows the most.
+            image = int(frames[int(np.argmax(counts))])
+            image_id = str(run.gt.image_ids[image])
+            png, ply = _write_cloud(
+                samples, store_index[image_id], _frame_boxes(run, image),
+                out / "cloud" / file_names[image_id], title=f"{image_id} · {label}", class_names=names,
+                colors=colors, score_threshold=score_threshold,
+            )  # fmt: skip
+            figures.clouds.append((image_id, png, ply))
+
+        report = write_report(
+            out / "report.md", title=f"Run {name} · {split} split", settings=_settings(run, samples),
+            metrics=run.metrics, figures=figures, score_threshold=score_threshold,
         )  # fmt: skip
-        png = save_figure(fig, out / "detections" / f"{file_names[image_id]}.png")
-        figures.detections.append((image_id, png))
-
-    if samples.attrs.get("has_depth", True) and len(frames):
-        # The frame with the most detections drawn (the first on ties) shows the most.
-        image = int(frames[int(np.argmax(counts))])
-        image_id = str(run.gt.image_ids[image])
-        png, ply = _write_cloud(
-            samples, store_index[image_id], _frame_boxes(run, image), out / "cloud" / file_names[image_id],
-            title=f"{image_id} · {label}", class_names=names, colors=colors, score_threshold=score_threshold,
-        )  # fmt: skip
-        figures.clouds.append((image_id, png, ply))
-
-    report = write_report(
-        out / "report.md", title=f"Run {name} · {split} split", settings=_settings(run, samples),
-        metrics=run.metrics, figures=figures, score_threshold=score_threshold,
-    )  # fmt: skip
-    written = [figures.training, figures.pr, *(p for _, p in figures.detections)]
-    written += [p for _, png, ply in figures.clouds for p in (png, ply)]
+        written = [figures.training, figures.pr, *(p for _, p in figures.detections)]
+        written += [p for _, png, ply in figures.clouds for p in (png, ply)]
     return VisualizationResult(report=report, figures=written)

@@ -10,6 +10,7 @@ import yaml
 from dsod_depth.cli import main
 from dsod_depth.config import dump_config
 from dsod_depth.engine.checkpoint import save_checkpoint
+from dsod_depth.engine.run_dir import RunDir
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.matrix import load_matrix, matrix_from_dict
 from dsod_depth.experiments.naming import canonical_modality, init_label, modality_sort_key
@@ -166,13 +167,14 @@ def test_states_from_the_folders_and_the_dry_run(tmp_path, capsys):
     # A real sweep skips the finished run, reports every failure (here: the store does not exist, and
     # the conflict), never touches the conflicting folder, and writes its summary.
     conflict = specs[3].run_dir
-    before = {p: p.stat().st_mtime_ns for p in conflict.rglob("*")}
+    before = RunDir(conflict).content()  # every file of the run (the lock file is not run content)
+    assert before
     lines = []
     result = run_sweep(path, progress=False, log=lines.append)
     assert [o.status for o in result.outcomes] == ["skipped"] + ["failed"] * 7
     assert "delete the folder" in result.outcomes[3].error
     assert "prepared store /stores/rooms not found" in result.outcomes[1].error
-    assert {p: p.stat().st_mtime_ns for p in conflict.rglob("*")} == before
+    assert RunDir(conflict).content() == before
     summary = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert [r["status"] for r in summary["runs"]] == [o.status for o in result.outcomes]
     assert "8 runs: 7 failed, 1 skipped" in lines
