@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The CPU/GPU wheels of torch and torchvision that this kit is tested with.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test test-slow test-all lint demo bench clean system-deps
+.PHONY: setup test test-slow test-all lint demo bench gpu-check clean system-deps
 
 setup: $(STAMP)
 
@@ -49,6 +49,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done
+
+# The GPU acceptance check (about 5 minutes on one H100); on a machine without CUDA it says so and exits 0.
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

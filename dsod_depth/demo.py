@@ -8,7 +8,9 @@
 4. evaluate each on the test split (VOC07 mAP@0.5), write ``results.json``, the comparison tables
    and figures, and print the table.
 
-Every step is resumable: rerunning the same command skips what is finished. The default budget
+Step 3 is a matrix (modality × init × seed) run by the sweep (``sweep --jobs``), step 4 uses
+``compare`` and ``visualize``. Every step is resumable: rerunning the same command skips what is
+finished. The default budget
 fits about 15 minutes on two CPU cores; ``--full`` trains longer on more frames.
 """
 
@@ -21,10 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsod_depth.config import DataConfig, ExperimentConfig, ModelConfig, OptimConfig, TrainConfig
+from dsod_depth.config import (
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    dump_config,
+)
+from dsod_depth.engine.run_dir import RunDir, read_eval_metrics
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.compare import compare_runs, write_tables
-from dsod_depth.experiments.sweep import folder_state
+from dsod_depth.experiments.runs import pending_specs, resolve_matrix
+from dsod_depth.experiments.sweep import run_sweep
 from dsod_depth.fileio import write_text_atomic
 
 MODALITIES = ("rgb", "depth", "hha", "rgb+hha")  # channel groups fed to the network (config form)
@@ -52,7 +63,7 @@ class DemoSettings:
     lr: float = 0.05
     seeds: int = 1
     workers: int = 2  # preparation processes
-    jobs: int = 2  # detectors trained at the same time (each with cpu_count / jobs threads)
+    jobs: int = 2  # detectors trained at the same time (sweep --jobs: each with cpu_count / jobs threads)
 
     @classmethod
     def full(cls, seeds: int = 3) -> DemoSettings:
@@ -111,56 +122,6 @@ def pretrain_config(settings: DemoSettings, store: Path) -> ExperimentConfig:
     )
 
 
-def _train_job(
-    config: ExperimentConfig, run_dir: Path, kind: str, threads: int, progress: bool
-) -> tuple[float, float]:
-    """One detector run in a worker process (``kind`` from :func:`folder_state`); returns (mAP, seconds)."""
-    import torch
-
-    from dsod_depth.engine.evaluator import evaluate_checkpoint
-    from dsod_depth.engine.trainer import train
-
-    torch.set_num_threads(threads)
-    start = time.perf_counter()
-    if kind == "evaluate":  # trained to the end before an interruption, not scored yet
-        metrics, _ = evaluate_checkpoint(
-            run_dir,
-            split=config.data.test_split,
-            metric=config.train.eval_metric,
-            device="cpu",
-            progress=progress,
-        )
-        return metrics["map"], time.perf_counter() - start
-    state = train(config, run_dir, resume=kind == "resume", progress=progress)
-    return state.best_map, time.perf_counter() - start
-
-
-def _train_all(pending: list[tuple[ExperimentConfig, Path, str, str]], jobs: int, *, progress: bool) -> None:
-    """Train the pending runs, ``jobs`` processes at a time with the cores shared out among them.
-
-    Small networks use two cores better as two single-threaded runs than as one two-threaded run.
-    """
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    if jobs <= 1:
-        for k, (config, run_dir, title, kind) in enumerate(pending, 1):
-            _say(f"    [{k}/{len(pending)}] training {title}")
-            best, seconds = _train_job(config, run_dir, kind, os.cpu_count() or 1, progress)
-            _say(f"    [{k}/{len(pending)}] {title}: mAP@0.5 = {best:.3f} ({seconds:.0f} s)")
-        return
-    threads = max((os.cpu_count() or 1) // jobs, 1)
-    context = multiprocessing.get_context("spawn")  # no fork after torch has started its thread pools
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {}
-        for config, run_dir, title, kind in pending:
-            futures[pool.submit(_train_job, config, run_dir, kind, threads, False)] = title
-        for k, future in enumerate(as_completed(futures), 1):
-            best, seconds = future.result()
-            _say(f"    [{k}/{len(pending)}] {futures[future]}: mAP@0.5 = {best:.3f} ({seconds:.0f} s)")
-
-
 def _say(message: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -189,32 +150,37 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
         summary = pretrain(pretrain_config(settings, store), backbone_dir, progress=progress)
         _say(f"    crop classification accuracy on the test split: {summary['test_accuracy']:.3f}")
 
-    runs, pending = [], []
-    inits = (("scratch", "scratch"), (PRETRAINED_INIT, f"pretrained:{backbone}"))
-    for seed in range(settings.seeds):
-        for modality in MODALITIES:
-            for label, init in inits:
-                config = detector_config(settings, store, modality, init, seed)
-                run_dir = out / "runs" / config.name
-                runs.append((run_dir, modality, label, seed))
-                title = f"{modality} / {label} / seed {seed}"
-                state = folder_state(run_dir, config)
-                if state.kind == "conflict":
-                    raise KitError(f"{run_dir}: {state.detail}; use another --out for other demo settings")
-                if state.kind == "done":
-                    _say(f"3/4 {title}: done already")
-                else:
-                    pending.append((config, run_dir, title, state.kind))
-    _say(
-        f"3/4 training {len(pending)} detectors ({settings.iters} steps × batch {settings.batch_size} each), "
-        f"{settings.jobs} at a time"
-    )
-    _train_all(pending, settings.jobs, progress=progress)
+    # The detectors are a matrix run through the sweep (its --jobs children share out the cores).
+    base = out / "configs" / "detector.yaml"
+    text = dump_config(detector_config(settings, store, MODALITIES[0], "scratch", 0))
+    if not base.is_file() or base.read_text(encoding="utf-8") != text:
+        write_text_atomic(base, text)
+    matrix = {
+        "name": "demo", "output": str(out / "runs"), "config": str(base),
+        "datasets": {"synthrooms": str(store)}, "modalities": list(MODALITIES),
+        "inits": ["scratch", f"pretrained:{backbone}"], "seeds": list(range(settings.seeds)),
+    }  # fmt: skip
+    matrix_checked, _ = resolve_matrix(matrix)
+    specs = matrix_checked.expand()
+    pending = pending_specs(specs)
+    if not pending:
+        _say(f"3/4 all {len(specs)} detectors done already")
+    else:
+        _say(f"3/4 training {len(pending)} detectors ({settings.iters} steps × batch {settings.batch_size} "
+             f"each), {settings.jobs} at a time")  # fmt: skip
+    result = run_sweep(matrix, jobs=settings.jobs, progress=progress, log=lambda line: _say(f"    {line}"))
+    if not result.ok:
+        first = result.failed[0] if result.failed else None
+        why = f"{first.spec.name}: {first.error}" if first else "interrupted"
+        raise KitError(f"demo: {len(result.failed)} detector run(s) did not finish ({why}); "
+                       "use another --out for other demo settings")  # fmt: skip
+    runs = [(o.spec.run_dir, o.spec.modality, "scratch" if o.spec.init == "scratch" else PRETRAINED_INIT,
+             o.spec.seed) for o in result.outcomes]  # fmt: skip
 
     _say("4/4 comparison table, figures and report")
     rows = []
     for run_dir, modality, label, seed in runs:
-        metrics = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
+        metrics = read_eval_metrics(RunDir(run_dir), "test")
         # results.json names modalities as the experiment configs do: rgb, depth, hha, rgb_hha.
         name = modality.replace("+", "_")
         rows.append({"dataset": "synthrooms", "modality": name, "init": label, "seed": seed,

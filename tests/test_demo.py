@@ -30,7 +30,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     capsys.readouterr()
 
     # A rerun trains nothing and reproduces the same table.
-    checkpoint = next((out / "runs").iterdir()) / "checkpoints" / "last.pt"
+    checkpoint = out / "runs" / "synthrooms" / "rgb_scratch_s0" / "checkpoints" / "last.pt"
     before = checkpoint.stat().st_mtime_ns
     again = run_demo(out, settings, progress=False)
     assert again["table"] == result["table"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 from dsod_depth.engine.run_dir import RunDir, read_metrics_log
 from dsod_depth.fileio import write_text_atomic
+
+_log = logging.getLogger("dsod_depth.train")
 
 
 class MetricsLogger:
@@ -34,8 +37,10 @@ class MetricsLogger:
         if not self.enabled:
             return
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+        line = json.dumps(clean, sort_keys=False)
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(clean, sort_keys=False) + "\n")
+            f.write(line + "\n")
+        _log.info(line)  # shown where a handler is set up, e.g. a sweep run's train.log
         if self._writer is not None:
             step = int(record["step"])
             for key, value in record.items():

@@ -192,7 +192,7 @@ def run_children(matrix: Matrix, matrix_file: Path, specs: list[RunSpec], placem
         handlers[sig] = signal.signal(sig, on_signal)
     reports = Path(tempfile.mkdtemp(prefix="dsod-sweep-"))
     try:
-        while todo or running:
+        while running or (todo and not stopping):
             while todo and free and not stopping:
                 spec, slot = todo.popleft(), free.pop(0)
                 report = reports / f"{len(outcomes) + len(running)}_{spec.run_dir.name}.json"

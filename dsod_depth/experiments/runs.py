@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import shlex
 import sys
@@ -381,3 +382,9 @@ def _redirect_output(run: RunDir) -> None:
     os.close(fd)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     print(f"==== {stamp} {' '.join(sys.argv)} (pid {os.getpid()})", flush=True)
+    # The trainer's logged records (losses, lr, throughput, evaluations), one line each.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    train_log = logging.getLogger("dsod_depth.train")
+    train_log.addHandler(handler)
+    train_log.setLevel(logging.INFO)

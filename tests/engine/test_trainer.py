@@ -116,6 +116,7 @@ def test_lr_follows_schedule_in_metrics(tiny_store, tmp_path):
     assert [math.isclose(a, b) for a, b in zip(lrs, [0.01, 0.01, 0.005])] == [True] * 3
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="AMP runs on CUDA only (no GPU here)")
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_channels_last_training_on_cuda(tiny_store, tmp_path, amp):
