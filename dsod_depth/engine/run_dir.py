@@ -302,6 +302,14 @@ def lock_holder(run: RunDir) -> str:
         return ""
 
 
+def _command_line() -> str:
+    """This process's command as a user would type it (``python -m dsod_depth`` for the module)."""
+    program = Path(sys.argv[0]).name
+    if program == "__main__.py":
+        program = "python -m dsod_depth"
+    return " ".join([program, *sys.argv[1:]])
+
+
 def _is_rank_zero() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -371,7 +379,7 @@ def run_lock(
         record = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "command": command or _command_line(),
             "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         }
         write_text_atomic(run.holder_file, json.dumps(record) + "\n")

@@ -59,7 +59,7 @@ EXIT_HELD = 3  # another process holds the run
 EXIT_STOPPED = 130  # asked to stop; the run saved a checkpoint of its last step
 
 
-def _print(line: str) -> None:
+def print_line(line: str) -> None:
     print(line, flush=True)
 
 
@@ -155,7 +155,7 @@ def execute_run(
     progress: bool = True,
     stop: Callable[[], bool] | None = None,
     on_acquired: Callable[[RunDir], None] | None = None,
-    log: Log = _print,
+    log: Log = print_line,
     head: str = "",
 ) -> RunOutcome:
     """Bring one run to ``done`` under its lock; never raises for a failed run (see the status).
@@ -279,6 +279,7 @@ def run_command(
             "--nproc_per_node",
             str(gpus_per_run),
             "-m",
+            "--",  # torchrun's parser would read the script's --run as an abbreviation of its --run-path
             "dsod_depth",
         ]
     else:
@@ -317,7 +318,7 @@ def run_single(
     progress: bool = True,
     log_to_run: bool = False,
     report: str | Path | None = None,
-    log: Log = _print,
+    log: Log = print_line,
 ) -> RunOutcome:
     """``sweep MATRIX --run NAME``: bring the one run ``NAME`` to done, in this process.
 
@@ -350,7 +351,7 @@ def run_single(
             progress=progress,
             stop=lambda: bool(requested),
             log=log,
-            on_acquired=_redirect_output if log_to_run else None,
+            on_acquired=redirect_output if log_to_run else None,
         )
     finally:
         for sig, handler in previous.items():
@@ -371,7 +372,7 @@ def exit_code(outcome: RunOutcome) -> int:
     return {"failed": 1, "held": EXIT_HELD, "stopped": EXIT_STOPPED}.get(outcome.status, 0)
 
 
-def _redirect_output(run: RunDir) -> None:
+def redirect_output(run: RunDir) -> None:
     """Point this process's stdout and stderr (file descriptors 1 and 2, so C libraries and child
     processes follow) at ``RUN_DIR/train.log``, appended to across resumes."""
     sys.stdout.flush()

@@ -31,10 +31,10 @@ from dsod_depth.experiments.matrix import Matrix, RunSpec
 from dsod_depth.experiments.runs import (
     Log,
     RunOutcome,
-    _print,
     describe_state,
     execute_run,
     pending_specs,
+    print_line,
     resolve_matrix,
     run_command,
     run_state,
@@ -85,7 +85,7 @@ def run_sweep(
     threads_per_run: int | None = None,
     dry_run: bool = False,
     progress: bool = True,
-    log: Log = _print,
+    log: Log = print_line,
 ) -> SweepResult:
     """Run (or, with ``dry_run``, list) every run of ``matrix``; finished runs are skipped.
 
@@ -219,7 +219,7 @@ def print_commands(
     *,
     gpus_per_run: int = 1,
     threads_per_run: int | None = None,
-    log: Log = _print,
+    log: Log = print_line,
 ) -> list[str]:
     """One shell command per pending run (``sweep MATRIX --run NAME``), for any scheduler; runs
     nothing. Each command is safe to run anywhere that sees the run folders: it takes the run's lock."""

@@ -141,3 +141,34 @@ def test_amp_is_off_on_cpu(tiny_store, tmp_path):
     config = load_config(write_config(tmp_path / "cfg.yaml", tiny_store, train={"amp": "bf16"}))
     assert amp_dtype_for(config, torch.device("cpu")) is None
     assert amp_dtype_for(config, torch.device("cuda")) is torch.bfloat16
+
+
+def test_stop_saves_that_step_and_a_resume_at_other_threads_warns(tiny_store, tmp_path):
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_store, train={"iters": 5, "checkpoint_every": 100})
+    cfg = load_config(cfg)
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train(cfg, straight, progress=False)
+        polls = []
+        with pytest.raises(KitError, match=r"stopped at step 3/5 with a checkpoint of that step"):
+            train(cfg, stopped, progress=False, stop=lambda: polls.append(1) or len(polls) == 3)
+        checkpoint = load_checkpoint(stopped / "checkpoints" / "last.pt")
+        assert checkpoint["step"] == 3 and checkpoint["cpu_threads"] == 1
+        train(cfg, stopped, resume=True, progress=False)  # same thread count: silent and exact
+        a = load_checkpoint(straight / "checkpoints" / "last.pt")["model"]
+        b = load_checkpoint(stopped / "checkpoints" / "last.pt")["model"]
+        assert all(torch.equal(v, b[k]) for k, v in a.items())
+
+        with pytest.raises(KitError, match="no checkpoints/last.pt to resume from"):
+            train(cfg, tmp_path / "nothing", resume=True, progress=False)
+        assert not (tmp_path / "nothing").exists()
+        again = tmp_path / "again"
+        with pytest.raises(KitError, match="stopped at step 1/5"):
+            train(cfg, again, progress=False, stop=lambda: True)
+        torch.set_num_threads(2)
+        with pytest.warns(UserWarning, match="trained with 1 CPU threads and resumes with 2"):
+            train(cfg, again, resume=True, progress=False)
+    finally:
+        torch.set_num_threads(threads)
