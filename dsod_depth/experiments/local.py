@@ -14,7 +14,6 @@ processes it does not start itself, and torchrun launches one run, not a queue o
 from __future__ import annotations
 
 import collections
-import json
 import os
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 from dsod_depth.engine.run_dir import RunDir, RunState, read_map
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.matrix import Matrix, RunSpec
-from dsod_depth.experiments.runs import EXIT_HELD, EXIT_STOPPED, RunOutcome, pending_specs, run_command
+from dsod_depth.experiments.runs import RunOutcome, child_outcome, pending_specs, run_command
 
 __all__ = ["Placement", "plan", "visible_gpus", "run_children"]
 
@@ -236,7 +235,7 @@ def run_children(matrix: Matrix, matrix_file: Path, specs: list[RunSpec], placem
                 child.reader.join(timeout=5)
                 running.remove(child)
                 free.append(child.slot)
-                outcome = _outcome(child, code)
+                outcome = _outcome(child, code, bool(stopping))
                 if outcome.status == "trained" or outcome.status == "resumed":
                     summary.durations.append(outcome.seconds)
                 outcomes[child.spec.run_dir] = outcome
@@ -264,29 +263,13 @@ def _signal(child: _Child, signum: int) -> None:
         pass
 
 
-def _outcome(child: _Child, code: int) -> RunOutcome:
-    """The outcome a child reported, or one made from its exit code and last lines."""
-    seconds = time.monotonic() - child.started
-    try:
-        record = json.loads(child.report.read_text(encoding="utf-8"))
-        outcome = RunOutcome.from_dict(child.spec, record)
-        outcome.seconds = seconds
-        return outcome
-    except (OSError, ValueError, KeyError):
-        pass
-    status = {EXIT_HELD: "held", EXIT_STOPPED: "stopped"}.get(code, "failed")
+def _outcome(child: _Child, code: int, stop_asked: bool) -> RunOutcome:
+    """What the child reported (or its exit code and last line say), with its wall time."""
     last = [line for line in child.tail if line.strip()]
-    error = last[-1] if last else f"exit code {code}"
-    if code < 0:
-        error = f"killed by signal {-code}" + (f" after: {error}" if last else "")
-    return RunOutcome(
-        child.spec,
-        status,
-        RunState("new"),
-        read_map(RunDir(child.spec.run_dir), child.spec.config.data.test_split),
-        error,
-        seconds,
-    )
+    outcome = child_outcome(child.spec, child.report, code, stop_asked=stop_asked,
+                            last_line=last[-1] if last else "")  # fmt: skip
+    outcome.seconds = time.monotonic() - child.started
+    return outcome
 
 
 def _counts(specs, outcomes, running, todo) -> dict[str, int]:

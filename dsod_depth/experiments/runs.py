@@ -48,6 +48,7 @@ __all__ = [
     "run_command",
     "shell_command",
     "exit_code",
+    "child_outcome",
     "EXIT_HELD",
     "EXIT_STOPPED",
 ]
@@ -365,6 +366,30 @@ def run_single(
         }
         write_text_atomic(report, json.dumps(record) + "\n")
     return outcome
+
+
+def child_outcome(
+    spec: RunSpec, report: Path, code: int, *, stop_asked: bool = False, last_line: str = ""
+) -> RunOutcome:
+    """The outcome a ``sweep --run`` child process wrote to ``report``, or, when it wrote none (it
+    died, or torchrun stood between), one made from its exit code: :data:`EXIT_HELD`,
+    :data:`EXIT_STOPPED`, a signal, or 0 with the run's metrics present. A child asked to stop that
+    did not finish is ``stopped`` whatever the code (torchrun exits 1 after passing a signal on).
+    ``last_line``: the last thing it printed, for the error."""
+    try:
+        return RunOutcome.from_dict(spec, json.loads(report.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError):
+        pass
+    run_map = read_map(RunDir(spec.run_dir), spec.config.data.test_split)
+    status = {EXIT_HELD: "held", EXIT_STOPPED: "stopped"}.get(code, "failed")
+    if code == 0 and run_map is not None:
+        status = "trained"
+    elif stop_asked and run_map is None:
+        status = "stopped"
+    error = last_line or f"exit code {code}"
+    if code < 0:
+        error = f"killed by signal {-code}" + (f" after: {last_line}" if last_line else "")
+    return RunOutcome(spec, status, RunState("new"), run_map, "" if status == "trained" else error)
 
 
 def exit_code(outcome: RunOutcome) -> int:

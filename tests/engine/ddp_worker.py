@@ -13,9 +13,8 @@ from dsod_depth.engine.trainer import Trainer
 def main() -> None:
     config_path, run_dir, report = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     config = load_config(config_path)
-    if int(torch.os.environ["RANK"]) == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, run_dir, progress=False)
+    trainer = Trainer(config, run_dir, progress=False)  # checks inputs, writes nothing
+    trainer.open_run(resume=False)  # rank 0 writes config.yaml and the log
     trainer.run()
     flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).double()
     gathered = [torch.zeros_like(flat) for _ in range(trainer.info.world_size)]
