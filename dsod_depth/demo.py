@@ -142,7 +142,7 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
     )  # fmt: skip
 
     backbone_dir = out / "pretrain_rgb"
-    backbone = backbone_dir / "checkpoints" / "last.pt"
+    backbone = RunDir(backbone_dir).last
     if backbone.is_file():
         _say(f"2/4 RGB-pretrained backbone already in {backbone_dir}")
     else:

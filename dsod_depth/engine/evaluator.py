@@ -18,7 +18,14 @@ from tqdm import tqdm
 
 from dsod_depth.data.loader import DetectionDataset, collate
 from dsod_depth.detection.postprocess import postprocess
-from dsod_depth.engine.run_dir import RunDir, resolve_checkpoint, run_lock
+from dsod_depth.engine.run_dir import (
+    DETECTIONS_FILE,
+    GT_FILE,
+    METRICS_FILE,
+    RunDir,
+    resolve_checkpoint,
+    run_lock,
+)
 from dsod_depth.errors import KitError
 from dsod_depth.evaluation import evaluate_files, write_json_atomic
 
@@ -99,10 +106,11 @@ def evaluate(
         model, dataset, device=device, batch_size=batch_size, num_workers=num_workers,
         amp_dtype=amp_dtype, progress=progress,
     )  # fmt: skip
-    write_json_atomic(out_dir / "gt.json", ground_truth_json(dataset))
-    write_json_atomic(out_dir / "detections.json", detections)
-    metrics = evaluate_files(out_dir / "gt.json", out_dir / "detections.json", metric=metric)
-    write_json_atomic(out_dir / "metrics.json", metrics)
+    gt_path, det_path = out_dir / GT_FILE, out_dir / DETECTIONS_FILE
+    write_json_atomic(gt_path, ground_truth_json(dataset))
+    write_json_atomic(det_path, detections)
+    metrics = evaluate_files(gt_path, det_path, metric=metric)
+    write_json_atomic(out_dir / METRICS_FILE, metrics)
     return metrics
 
 

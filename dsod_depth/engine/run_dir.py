@@ -33,7 +33,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from dsod_depth.errors import KitError
@@ -49,12 +49,15 @@ __all__ = [
     "lock_holder",
     "folder_state",
     "resolve_checkpoint",
+    "checkpoint_folder",
     "read_eval_metrics",
     "read_map",
     "read_metrics_log",
     "config_differences",
 ]
 
+# The files of an evaluation folder (eval/<split>/), written by engine.evaluator.evaluate.
+GT_FILE, DETECTIONS_FILE, METRICS_FILE = "gt.json", "detections.json", "metrics.json"
 LOCK_NAME = ".lock"
 HOLDER_NAME = ".lock.holder"
 # Files of the lock, not of the run: comparisons, states and "nothing changed" checks skip them.
@@ -122,7 +125,13 @@ class RunDir:
         return self.path / "eval" / split
 
     def eval_metrics(self, split: str) -> Path:
-        return self.eval_dir(split) / "metrics.json"
+        return self.eval_dir(split) / METRICS_FILE
+
+    def eval_gt(self, split: str) -> Path:
+        return self.eval_dir(split) / GT_FILE
+
+    def eval_detections(self, split: str) -> Path:
+        return self.eval_dir(split) / DETECTIONS_FILE
 
     def is_run(self) -> bool:
         """True when the folder holds a run (its ``config.yaml``)."""
@@ -143,6 +152,13 @@ class RunDir:
 # --------------------------------------------------------------------------- reading
 
 
+def checkpoint_folder(path: str | os.PathLike) -> PurePath:
+    """The run folder a checkpoint path belongs to, from the path alone: ``RUN/checkpoints/x.pt`` →
+    ``RUN``; any other file → its own folder."""
+    path = PurePath(path)
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
 def resolve_checkpoint(path: str | os.PathLike) -> tuple[Path, RunDir]:
     """(checkpoint file, its run folder) for a run folder or a checkpoint file (``.../checkpoints/x.pt``
     belongs to ``...``; any other file to its own folder)."""
@@ -156,7 +172,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[Path, RunDir]:
         return run.last, run
     if not path.is_file():
         raise KitError(f"{path} not found; pass a run directory or a checkpoint file")
-    return path, RunDir(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
+    return path, RunDir(checkpoint_folder(path))
 
 
 def read_eval_metrics(run: RunDir, split: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePath
 
+from dsod_depth.engine.run_dir import checkpoint_folder
 from dsod_depth.errors import KitError
 
 __all__ = [
@@ -58,8 +59,8 @@ def init_label(init: str) -> str:
     if not init.startswith(PRETRAINED_PREFIX):
         return init
     path = PurePath(init[len(PRETRAINED_PREFIX) :])
-    if path.suffix and path.parent.name == "checkpoints" and path.parent.parent.name:
-        name = path.parent.parent.name
+    if path.suffix and path.parent.name == "checkpoints" and checkpoint_folder(path).name:
+        name = checkpoint_folder(path).name
     elif path.suffix:
         name = path.stem
     else:

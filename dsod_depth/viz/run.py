@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dsod_depth.engine.run_dir import RunDir, read_metrics_log, run_lock
+from dsod_depth.engine.run_dir import RunDir, checkpoint_folder, read_metrics_log, run_lock
 from dsod_depth.errors import KitError
 from dsod_depth.viz.style import class_colors, save_figure
 
@@ -58,15 +58,14 @@ def load_run(run_dir: str | Path, split: str = "test") -> RunEvaluation:
         raise KitError(f"run directory {run_dir} not found; pass a directory written by `dsod-depth train`")
     if not run.is_run():
         raise KitError(f"{run_dir} has no config.yaml; pass a run directory written by `dsod-depth train`")
-    eval_dir = run.eval_dir(split)
-    missing = [name for name in ("gt.json", "detections.json") if not (eval_dir / name).is_file()]
+    missing = [path for path in (run.eval_gt(split), run.eval_detections(split)) if not path.is_file()]
     if missing:
-        raise KitError(f"{run_dir} has no evaluation on split {split!r} ({eval_dir / missing[0]} not found); "
+        raise KitError(f"{run_dir} has no evaluation on split {split!r} ({missing[0]} not found); "
                        f"run `dsod-depth eval {run_dir} --split {split}` first")  # fmt: skip
     config = load_config(run.config)
-    gt = load_ground_truth(eval_dir / "gt.json")
-    det = load_detections(eval_dir / "detections.json", gt)
-    metrics_path = eval_dir / "metrics.json"
+    gt = load_ground_truth(run.eval_gt(split))
+    det = load_detections(run.eval_detections(split), gt)
+    metrics_path = run.eval_metrics(split)
     if metrics_path.is_file():
         import json
 
@@ -77,7 +76,7 @@ def load_run(run_dir: str | Path, split: str = "test") -> RunEvaluation:
                 f"{metrics_path}: invalid JSON ({err.msg}); rerun `dsod-depth eval {run_dir}`"
             ) from None
     else:
-        metrics = evaluate_files(eval_dir / "gt.json", eval_dir / "detections.json",
+        metrics = evaluate_files(run.eval_gt(split), run.eval_detections(split),
                                  metric=config.train.eval_metric)  # fmt: skip
     records = read_metrics_log(run)
     return RunEvaluation(run_dir, split, config, gt, det, metrics, records)
@@ -122,8 +121,7 @@ def _init_label(init: str) -> str:
     if not init.startswith("pretrained:"):
         return init
     path = Path(init.split(":", 1)[1])
-    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return f"pretrained:{folder.name or path.name}"
+    return f"pretrained:{checkpoint_folder(path).name or path.name}"
 
 
 def _settings(run: RunEvaluation, samples) -> list[tuple[str, Any]]:
