@@ -120,22 +120,23 @@ def test_train_refused_while_another_process_writes_the_run(sweep_store, tmp_pat
     assert load_checkpoint(run.last)["step"] == 60
 
 
-def test_a_run_that_cannot_start_leaves_no_folder(sweep_store, tmp_path):
+def test_a_run_that_cannot_start_leaves_no_folder(sweep_store, tmp_path, capsys):
+    from dsod_depth.cli import main
+
     cfg = write_config(tmp_path / "cfg.yaml", sweep_store, train={"iters": 1})
     out = tmp_path / "run"
     for extra in (["--data", str(tmp_path / "missing_store")], ["--set", "data.num_workers=-1"],
                   ["--set", "train.batch_size=0"], ["--set", "data.modality=nothing"],
                   ["--set", f"model.init=pretrained:{tmp_path / 'missing.pt'}"]):  # fmt: skip
-        code, _, err = finish(cli("train", str(cfg), "--out", str(out), "--no-progress", *extra))
-        assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:"), (extra, err)
+        assert main(["train", str(cfg), "--out", str(out), "--no-progress", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error:"), (extra, err)
         assert not out.exists(), extra
-    missing = str(tmp_path / "missing_store")
-    code, _, err = finish(cli("pretrain", str(cfg), "--data", missing, "--out", str(out)))
-    assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists(), err
+    assert main(["pretrain", str(cfg), "--data", str(tmp_path / "missing_store"), "--out", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not out.exists()
     # The same command with the input fixed trains.
-    fixed = ("--no-progress", "--data", str(sweep_store))
-    code, _, err = finish(cli("train", str(cfg), "--out", str(out), *fixed))
-    assert code == 0 and RunDir(out).last.is_file(), err
+    assert main(["train", str(cfg), "--out", str(out), "--no-progress", "--data", str(sweep_store)]) == 0
+    assert RunDir(out).last.is_file()
 
 
 @pytest.mark.slow
