@@ -6,26 +6,18 @@ STAMP  := $(VENV)/.installed
 # The CPU/GPU wheels of torch and torchvision that this kit is tested with.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test test-slow test-all lint demo bench gpu-check clean system-deps
+.PHONY: setup test test-slow test-all lint demo bench gpu-check clean
 
 setup: $(STAMP)
 
-# Open3D's Linux wheel links against libusb-1.0; install it when the system lacks it.
-system-deps:
-	@if ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then :; \
-	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  echo "installing libusb-1.0-0 (needed by open3d)"; \
-	  (apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || \
-	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1)) || \
-	  { echo "error: could not install libusb-1.0-0 (needed by open3d); install it with your package manager, e.g. 'sudo apt-get install libusb-1.0-0'"; exit 2; }; \
-	else \
-	  echo "error: libusb-1.0 is missing (needed by open3d); install it with your package manager, e.g. 'sudo apt-get install libusb-1.0-0', then rerun make"; exit 2; \
-	fi
-
-$(STAMP): pyproject.toml | system-deps
+# Install, then ask Open3D itself whether it loads: on Linux its wheel needs the system library
+# libusb-1.0, which tools/check_open3d.py installs with apt-get when run as root (otherwise it says
+# what to install). The stamp is written only once the check passes.
+$(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH_PINS)
 	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(PY) tools/check_open3d.py
 	@touch $(STAMP)
 
 lint: $(STAMP)
