@@ -2,6 +2,10 @@
 
 * Parameters and multiply-adds (``torch.utils.flop_counter.FlopCounterMode``; one multiply-add = 2 flops)
   of every registered detector and of torchvision's ``ssd300_vgg16``.
+* Headline: CPU latency of the networks alone (backbone and heads, no decoding or NMS), batch 1,
+  300×300, 2 threads, both channels-last, median of 21 interleaved runs: ``dsod300`` after
+  :func:`~dsod_depth.models.inference.prepare_for_inference` vs torchvision's ``ssd300_vgg16``
+  (21 classes) — the fair pairing. Target: ≤ 0.5.
 * CPU latency, batch 1, 300×300, 2 threads, decode + NMS included, in one run and interleaved:
   ``dsod300`` as trained (NCHW), ``dsod300`` after :func:`dsod_depth.models.inference.prepare_for_inference`
   with each of its steps, and torchvision's ``ssd300_vgg16(weights=None, weights_backbone=None,
@@ -158,6 +162,48 @@ def latency(repeats: int) -> dict:
     }
 
 
+def forward_latency(repeats: int) -> dict:
+    """The headline pairing: the network alone (backbone and heads; no decoding, no NMS, no
+    torchvision transform) of ``dsod300`` after ``prepare_for_inference`` against torchvision's
+    ``ssd300_vgg16`` (21 classes), both channels-last, batch 1, 300×300, ``THREADS`` threads,
+    interleaved repetitions in one run; medians and minima. Also checks that the prepared DSOD300
+    answers like ``model.eval()`` (float32 rounding)."""
+    torch.set_num_threads(THREADS)
+    dsod = build_detector("dsod300", num_classes=20, in_channels=3).eval()
+    fast = prepare_for_inference(dsod)
+    ssd = torchvision_ssd().eval().to(memory_format=torch.channels_last)
+    image = torch.rand(1, 3, SIZE, SIZE)
+    image_cl = image.contiguous(memory_format=torch.channels_last)
+
+    def ssd_forward():
+        features = ssd.backbone(image_cl)  # OrderedDict of the six feature maps
+        return ssd.head(list(features.values()))
+
+    runs = {"dsod300 prepare_for_inference (channels-last)": lambda: fast(image_cl),
+            "torchvision ssd300_vgg16 backbone + head (channels-last)": ssd_forward}  # fmt: skip
+    times = {k: [] for k in runs}
+    with torch.no_grad():
+        reference, prepared = dsod(image), fast(image)
+        max_diff = max(float((a - b).abs().max()) for a, b in zip(reference, prepared))
+        for run in runs.values():  # warm-up: oneDNN primitives, allocator
+            run()
+            run()
+        for _ in range(repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    ms = {k: round(1000 * statistics.median(v), 1) for k, v in times.items()}
+    fastest = {k: round(1000 * min(v), 1) for k, v in times.items()}
+    ours, theirs = runs
+    return {
+        "median_ms": ms, "min_ms": fastest, "repeats": repeats,
+        "ratio": round(ms[ours] / ms[theirs], 3),
+        "ratio_of_minima": round(fastest[ours] / fastest[theirs], 3),
+        "max_abs_output_difference_vs_eval": max_diff, "target_ratio": 0.5,
+    }  # fmt: skip
+
+
 def _rss_mb(field: str) -> float:
     """VmRSS (current) or VmHWM (peak) of this process in MiB, from /proc; falls back to ru_maxrss.
 
@@ -312,6 +358,12 @@ def main() -> None:
     print(f"dsod300 / ssd300_vgg16: {lat['ratio_dsod300_vs_ssd300']} (of the minima "
           f"{lat['ratio_dsod300_vs_ssd300_min']}; target ≤ 0.5; naive port "
           f"{lat['ratio_naive_dsod300_vs_ssd300']}; both channels-last {lat['ratio_both_channels_last']})\n")
+    report["forward_latency"] = fwd = forward_latency(repeats=9 if args.quick else 21)
+    print(_table([{"network only (batch 1, 300x300, channels-last)": k, "median ms": v,
+                   "min ms": fwd["min_ms"][k]} for k, v in fwd["median_ms"].items()]))  # fmt: skip
+    print(f"headline: dsod300 / ssd300_vgg16, both channels-last, network only: {fwd['ratio']} (of the "
+          f"minima {fwd['ratio_of_minima']}; target ≤ 0.5); prepared vs eval outputs differ by at most "
+          f"{fwd['max_abs_output_difference_vs_eval']:.1e}\n")
     batch, steps = (2, 2) if args.quick else (8, 6)
     report["training_memory"] = mem = training_memory(batch, steps)
     print(_table([{f"dsod300 train step (batch {batch})": k, "peak RSS MB": mem["peak_rss_mb"][k],
