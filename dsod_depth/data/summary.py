@@ -1,17 +1,52 @@
 """The summary that ``dsod-depth prepare`` prints for a real dataset: frames and boxes per class.
 
 Counts are read back from the written store (its small tables only, no pixels), so the summary
-describes exactly what training and evaluation will see, also after a resumed preparation.
+describes exactly what training and evaluation will see, also after a resumed preparation. What
+the preparer left out (annotations dropped from kept frames, frames skipped, frames listed by the
+split definition) comes from the preparer as a :class:`PrepareReport` and is printed below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["store_counts", "format_summary", "print_summary"]
+__all__ = ["Dropped", "PrepareReport", "store_counts", "format_summary", "print_summary", "one_line_warnings"]
+
+# Skipped frames named in the printed summary; the rest are only counted (each has its warning).
+MAX_NAMED_FRAMES = 20
+
+
+class Dropped(NamedTuple):
+    """An annotation left out of a frame that is kept: its 0-based index in the file's list (a
+    polygon, an object), the reason (the key it is counted under) and what was seen, for the warning."""
+
+    index: int
+    reason: str
+    detail: str
+
+
+@dataclass
+class PrepareReport:
+    """What a preparation kept and left out, printed below the table by :func:`format_summary`.
+
+    listed: split → frames its split definition lists (the table's ``frames`` row counts those kept);
+    dropped: what (``"polygons"``, ...) → reason → count of annotations left out of kept frames;
+    skipped: reason → count of frames or frame folders left out;
+    skipped_frames: one line per skipped frame, naming its file and the reason.
+    """
+
+    listed: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_frames: list[str] = field(default_factory=list)
 
 
 def store_counts(files: Mapping[str, Path]) -> dict[str, dict]:
@@ -31,15 +66,16 @@ def store_counts(files: Mapping[str, Path]) -> dict[str, dict]:
     return counts
 
 
-def format_summary(counts: Mapping[str, dict], skipped: Mapping[str, int] | None = None) -> str:
-    """A plain-text table: one column per split, one row per class, then frames and skipped items.
+def format_summary(counts: Mapping[str, dict], report: PrepareReport | None = None) -> str:
+    """A plain-text table: one column per split, one row per class, then frames; below it, what
+    ``report`` says was left out (dropped annotations by reason, skipped frames with their names).
 
-    ``skipped``: reason → count (e.g. malformed SUN RGB-D frames), printed below the table.
     Difficult boxes are counted in the totals and shown in parentheses.
     """
+    report = report or PrepareReport()
     splits = list(counts)
     names = counts[splits[0]]["class_names"]
-    width = max(12, *(len(n) for n in names))
+    width = max(12, *(len(n) for n in names), len("frames listed") if report.listed else 0)
     lines = [f"{'class':<{width}}" + "".join(f"{s:>14}" for s in splits)]
 
     def cell(c: dict, k: int | None) -> str:
@@ -51,13 +87,38 @@ def format_summary(counts: Mapping[str, dict], skipped: Mapping[str, int] | None
         lines.append(f"{name:<{width}}" + "".join(f"{cell(counts[s], k):>14}" for s in splits))
     lines.append(f"{'all boxes':<{width}}" + "".join(f"{cell(counts[s], None):>14}" for s in splits))
     lines.append(f"{'frames':<{width}}" + "".join(f"{counts[s]['frames']:>14}" for s in splits))
+    if report.listed:
+        listed = (report.listed.get(s, "-") for s in splits)
+        lines.append(f"{'frames listed':<{width}}" + "".join(f"{n:>14}" for n in listed))
     if any(int(c["difficult"].sum()) for c in counts.values()):
         lines.append("(n) = of which difficult")
-    for reason, n in (skipped or {}).items():
+    for what, reasons in report.dropped.items():
+        by_count = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+        detail = f" ({', '.join(f'{n} {reason}' for reason, n in by_count)})" if by_count else ""
+        lines.append(f"dropped {what}: {sum(reasons.values())}{detail}")
+    for reason, n in report.skipped.items():
         lines.append(f"skipped: {n} {reason}")
+    lines.extend(f"skipped frame: {name}" for name in report.skipped_frames[:MAX_NAMED_FRAMES])
+    if len(report.skipped_frames) > MAX_NAMED_FRAMES:
+        more = len(report.skipped_frames) - MAX_NAMED_FRAMES
+        lines.append(f"skipped frame: ... and {more} more, each named in a warning")
     return "\n".join(lines)
 
 
-def print_summary(files: Mapping[str, Path], skipped: Mapping[str, int] | None = None) -> None:
+def print_summary(files: Mapping[str, Path], report: PrepareReport | None = None) -> None:
     """Print :func:`format_summary` of a written store."""
-    print(format_summary(store_counts(files), skipped))
+    print(format_summary(store_counts(files), report))
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Within the block, print every warning (repeats included) as one ``warning: ...`` line on
+    stderr, the command line's form, instead of Python's ``file:line: UserWarning`` form."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield

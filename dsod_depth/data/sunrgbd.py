@@ -8,8 +8,11 @@ row-major K of the MATLAB toolbox, 1-based principal point) and ``annotation2Dfi
 image, for names that map onto the 19 detection classes (:mod:`dsod_depth.data.sunrgbd_annotations`).
 The official split is ``allsplit.mat``, whose paths are matched on their suffix after ``SUNRGBD/``.
 
-A malformed frame (missing file, unreadable JSON, ``x``/``y`` given as a scalar, ...) is skipped
-with a warning naming the file and counted in the summary; it never stops the preparation.
+A malformed polygon (``x``/``y`` given as a scalar, a bad object index, zero area, ...) is dropped
+with a warning naming the file, the polygon and the reason; its frame and the other boxes are kept.
+A frame is skipped only when a file is missing or unreadable, its JSON does not parse or its
+top-level structure is unusable; the warning and the summary name it. Nothing of this stops the
+preparation: :meth:`SunScan.report` gives the counts by reason for the summary.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 
 from dsod_depth.data.prepare import PREPARERS, Preparer
 from dsod_depth.data.sample import RGBDSample
+from dsod_depth.data.summary import Dropped, PrepareReport
 from dsod_depth.data.sunrgbd_annotations import CLASSES, MalformedFrame, polygon_boxes
 from dsod_depth.errors import KitError
 from dsod_depth.geometry.camera import Intrinsics
@@ -49,7 +53,8 @@ class SunFrame:
     """One parsed frame: files, camera and boxes (everything but the pixels).
 
     key: path suffix after ``SUNRGBD/`` (the image id); intrinsics: (fx, fy, cx, cy) 0-based;
-    boxes: float32 [N, 4] x1, y1, x2, y2 pixels; labels: int64 [N] 0-based into :data:`CLASSES`.
+    boxes: float32 [N, 4] x1, y1, x2, y2 pixels; labels: int64 [N] 0-based into :data:`CLASSES`;
+    dropped_polygons / dropped_objects: what :func:`polygon_boxes` left out of the boxes, and why.
     """
 
     key: str
@@ -61,6 +66,8 @@ class SunFrame:
     width: int
     boxes: np.ndarray
     labels: np.ndarray
+    dropped_polygons: tuple[Dropped, ...] = ()
+    dropped_objects: tuple[Dropped, ...] = ()
 
 
 @dataclass
@@ -68,8 +75,24 @@ class SunScan:
     """Result of walking a SUN RGB-D tree: frames per split and what was left out."""
 
     frames: dict[str, list[SunFrame]]
-    skipped: dict[str, int] = field(default_factory=dict)
+    listed: dict[str, int] = field(default_factory=dict)  # split → frames the split file lists
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → frames or folders left out
+    skipped_frames: list[str] = field(default_factory=list)  # "<file>: <reason>" per skipped frame
+    dropped_polygons: Counter = field(default_factory=Counter)  # reason → polygons left out of kept frames
+    dropped_objects: Counter = field(default_factory=Counter)  # reason → objects without a valid polygon
     unmapped_names: Counter = field(default_factory=Counter)  # names outside the 19 classes → objects
+
+    def report(self) -> PrepareReport:
+        """The counts and names for the printed summary."""
+        return PrepareReport(
+            listed=dict(self.listed),
+            dropped={
+                "polygons": dict(self.dropped_polygons),
+                "objects (no valid polygon)": dict(self.dropped_objects),
+            },
+            skipped=dict(self.skipped),
+            skipped_frames=list(self.skipped_frames),
+        )
 
 
 def split_key(path: str) -> str:
@@ -160,9 +183,10 @@ def parse_frame(folder: Path, key: str, unmapped: Counter | None = None) -> SunF
         raise MalformedFrame(annotation_file, f"invalid JSON ({err})") from None
     if not isinstance(annotation, dict):
         raise MalformedFrame(annotation_file, "top level is not a JSON object")
-    boxes, labels = polygon_boxes(annotation, width, height, annotation_file, unmapped)
+    found = polygon_boxes(annotation, width, height, annotation_file, unmapped)
     return SunFrame(key, str(image), str(depth), str(filled) if filled else None, intrinsics, height, width,
-                    boxes, labels)  # fmt: skip
+                    found.boxes, found.labels, tuple(found.dropped_polygons),
+                    tuple(found.dropped_objects))  # fmt: skip
 
 
 def _frame_folders(root: Path):
@@ -173,6 +197,14 @@ def _frame_folders(root: Path):
             yield Path(folder)
         else:
             dirs.sort()
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` below ``root`` as a relative path (the frame's key, then the file), else in full."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _match(folder: Path, keys: dict[str, str]) -> str | None:
@@ -189,8 +221,8 @@ def scan_sunrgbd(source: str | os.PathLike, split_file: str | os.PathLike, *, wi
                  progress: bool = False) -> SunScan:  # fmt: skip
     """Walk ``source`` for frame folders, parse them and assign the official split.
 
-    Malformed frames are skipped with a ``UserWarning`` naming the file. Raises :class:`KitError`
-    when no usable frame of a split is found.
+    Every dropped polygon or object and every skipped frame gets a ``UserWarning`` naming the file;
+    the scan counts them by reason. Raises :class:`KitError` when no usable frame of a split is found.
     """
     from tqdm import tqdm
 
@@ -198,7 +230,9 @@ def scan_sunrgbd(source: str | os.PathLike, split_file: str | os.PathLike, *, wi
     keys = read_split_file(split_file, with_val=with_val)
     names = ["train", "val", "test"] if with_val else ["train", "test"]
     scan = SunScan(frames={name: [] for name in names})
-    malformed, outside, seen = 0, 0, set()
+    listed = Counter(keys.values())
+    scan.listed = {name: listed[name] for name in names}
+    outside, seen = 0, set()
     folders = list(_frame_folders(source))
     for folder in tqdm(folders, desc="scanning SUN RGB-D", unit="frame", disable=not progress):
         key = _match(folder, keys)
@@ -210,11 +244,20 @@ def scan_sunrgbd(source: str | os.PathLike, split_file: str | os.PathLike, *, wi
             frame = parse_frame(folder, key, scan.unmapped_names)
         except MalformedFrame as err:
             warnings.warn(f"skipping SUN RGB-D frame: {err}", stacklevel=2)
-            malformed += 1
+            scan.skipped_frames.append(f"{_relative(err.file, source)}: {err.reason}")
             continue
+        annotation = folder / "annotation2Dfinal" / "index.json"
+        for drop in frame.dropped_polygons:
+            warnings.warn(f"dropping a SUN RGB-D polygon: {annotation}: polygon {drop.index}: {drop.reason} "
+                          f"({drop.detail})", stacklevel=2)  # fmt: skip
+            scan.dropped_polygons[drop.reason] += 1
+        for drop in frame.dropped_objects:
+            warnings.warn(f"dropping a SUN RGB-D object: {annotation}: object {drop.index}: {drop.reason} "
+                          f"({drop.detail})", stacklevel=2)  # fmt: skip
+            scan.dropped_objects[drop.reason] += 1
         scan.frames[keys[key]].append(frame)
     scan.skipped = {
-        "malformed frames (each named in a warning)": malformed,
+        "frames with a missing or unreadable file (named below)": len(scan.skipped_frames),
         "frame folders not in the split file": outside,
         "split-file frames not found under --source": len(keys.keys() - seen),
     }
@@ -335,27 +378,19 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict[str, Path]:
-    from dsod_depth.data.summary import print_summary
+    from dsod_depth.data.summary import one_line_warnings, print_summary
 
     source, split_path = resolve_source(args.source, args.split_file)
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = _one_line_warning
+    with one_line_warnings():
         scan = scan_sunrgbd(source, split_path, with_val=args.with_val, progress=args.progress)
     files = prepare_sunrgbd(source, args.out, split_file=split_path, with_val=args.with_val, scan=scan,
                             workers=args.workers, progress=args.progress,
                             compression=args.compression)  # fmt: skip
-    print_summary(files, scan.skipped)
+    print_summary(files, scan.report())
     if scan.unmapped_names:
         common = ", ".join(f"{n} ({c})" for n, c in scan.unmapped_names.most_common(8))
         print(f"most frequent names outside the 19 classes: {common}")
     return files
-
-
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    import sys
-
-    print(f"warning: {message}", file=sys.stderr)
 
 
 PREPARERS.register("sunrgbd")(

@@ -6,8 +6,11 @@ Sets are named ``<year>-<set>`` and combined with commas: the usual "07+12" trai
 
 Boxes: the XML gives 1-based inclusive pixel indices (``xmin = 1`` is the first column). In the
 kit's continuous convention pixel i spans [i, i + 1], so the box is (xmin - 1, ymin - 1, xmax,
-ymax); its width xmax - xmin + 1 is the devkit's. ``difficult`` objects are kept with their flag
-(the VOC metric ignores them; training may drop them).
+ymax); its width xmax - xmin + 1 is the devkit's, so xmin = xmax is a valid one-pixel box.
+``difficult`` objects are kept with their flag (the VOC metric ignores them; training may drop them).
+An object whose box is inverted (xmin > xmax or ymin > ymax) or lies outside the image is dropped
+with a warning naming the file and the object; its image and the other objects are kept, and
+:meth:`VocScan.report` counts the drops by reason for the summary.
 
 VOC has no depth: samples carry an all-zero (all invalid) depth, a nominal camera, and the store
 is written without depth-derived channel groups (``with_depth=False``).
@@ -16,8 +19,11 @@ is written without depth-derived channel groups (``with_depth=False``).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import warnings
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +31,13 @@ import numpy as np
 
 from dsod_depth.data.prepare import PREPARERS, Preparer
 from dsod_depth.data.sample import RGBDSample
+from dsod_depth.data.summary import Dropped, PrepareReport
 from dsod_depth.errors import KitError
 from dsod_depth.geometry.camera import Intrinsics
 
 __all__ = [
-    "CLASSES", "VocImage", "parse_sets", "parse_annotation", "read_image_set", "collect", "VocFrames",
-    "nominal_camera", "prepare_voc",
+    "CLASSES", "DROP_REASONS", "VocImage", "VocScan", "parse_sets", "parse_annotation", "read_image_set",
+    "collect", "scan_voc", "VocFrames", "nominal_camera", "prepare_voc",
 ]  # fmt: skip
 
 CLASSES = (
@@ -38,12 +45,17 @@ CLASSES = (
     "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
 _SET_NAMES = ("train", "val", "trainval", "test")
+# Why an object is dropped (its image is kept); the keys of the counts in the summary.
+_INVERTED = "inverted box (xmin > xmax or ymin > ymax)"
+_OUTSIDE = "box outside the image"
+DROP_REASONS = (_INVERTED, _OUTSIDE)
 
 
 @dataclass(frozen=True)
 class VocImage:
     """One annotated image: id ``VOC<year>/<name>``, file, size, boxes float32 [N, 4] continuous
-    pixels, labels int64 [N] 0-based into :data:`CLASSES`, difficult bool [N]."""
+    pixels, labels int64 [N] 0-based into :data:`CLASSES`, difficult bool [N]; dropped: objects
+    left out (0-based index among the file's ``<object>`` elements, reason from :data:`DROP_REASONS`)."""
 
     image_id: str
     path: str
@@ -52,6 +64,7 @@ class VocImage:
     boxes: np.ndarray
     labels: np.ndarray
     difficult: np.ndarray
+    dropped: tuple[Dropped, ...] = ()
 
 
 def parse_sets(text: str) -> list[tuple[str, str]]:
@@ -80,13 +93,20 @@ def read_image_set(devkit: Path, year: str, name: str) -> list[str]:
 def _number(node: ET.Element, tag: str, file: Path) -> float:
     text = node.findtext(tag)
     try:
-        return float(text)  # VOC2012 has a few coordinates written as "273.5"
+        value = float(text)  # VOC2012 has a few coordinates written as "273.5"
     except (TypeError, ValueError):
-        raise KitError(f"{file}: <{tag}> is {text!r}, not a number; the annotation is damaged") from None
+        value = float("nan")
+    if not math.isfinite(value):  # "nan" and "inf" parse as floats but are no coordinates
+        raise KitError(f"{file}: <{tag}> is {text!r}, not a number; the annotation is damaged")
+    return value
 
 
 def parse_annotation(path: Path, image_path: Path, image_id: str) -> VocImage:
-    """One ``Annotations/<id>.xml`` → :class:`VocImage` (1-based boxes → continuous, clamped to the image)."""
+    """One ``Annotations/<id>.xml`` → :class:`VocImage` (1-based boxes → continuous, clamped to the image).
+
+    Inverted boxes and boxes outside the image are left out and listed in ``dropped``; a damaged
+    file (unreadable XML, no size, an unknown class, a coordinate that is no number) raises KitError.
+    """
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError) as err:
@@ -95,8 +115,8 @@ def parse_annotation(path: Path, image_path: Path, image_id: str) -> VocImage:
     if size is None:
         raise KitError(f"{path} has no <size>; the annotation is damaged")
     width, height = int(_number(size, "width", path)), int(_number(size, "height", path))
-    boxes, labels, difficult = [], [], []
-    for obj in root.iter("object"):
+    boxes, labels, difficult, dropped = [], [], [], []
+    for i, obj in enumerate(root.iter("object")):
         name = (obj.findtext("name") or "").strip()
         if name not in CLASSES:
             raise KitError(f"{path}: unknown VOC class {name!r}")
@@ -104,21 +124,27 @@ def parse_annotation(path: Path, image_path: Path, image_id: str) -> VocImage:
         if bb is None:
             raise KitError(f"{path}: object {name!r} has no <bndbox>")
         xmin, ymin, xmax, ymax = (_number(bb, t, path) for t in ("xmin", "ymin", "xmax", "ymax"))
+        corners = f"{name!r}, xmin {xmin:g} ymin {ymin:g} xmax {xmax:g} ymax {ymax:g}"
+        if xmin > xmax or ymin > ymax:  # xmin = xmax is one pixel wide: the indices are inclusive
+            dropped.append(Dropped(i, _INVERTED, corners))
+            continue
         # 1-based inclusive → continuous: the first pixel (index 1) spans [0, 1].
         box = [max(xmin - 1.0, 0.0), max(ymin - 1.0, 0.0), min(xmax, float(width)), min(ymax, float(height))]
         if not (box[2] > box[0] and box[3] > box[1]):
-            raise KitError(f"{path}: object {name!r} has an empty box {[xmin, ymin, xmax, ymax]}")
+            dropped.append(Dropped(i, _OUTSIDE, f"{corners} in {width}×{height}"))
+            continue
         boxes.append(box)
         labels.append(CLASSES.index(name))
         difficult.append((obj.findtext("difficult") or "0").strip() == "1")  # absent in some 2012 files
     return VocImage(
         image_id, str(image_path), height, width, np.array(boxes, dtype=np.float32).reshape(-1, 4),
-        np.array(labels, dtype=np.int64), np.array(difficult, dtype=bool),
+        np.array(labels, dtype=np.int64), np.array(difficult, dtype=bool), tuple(dropped),
     )  # fmt: skip
 
 
 def collect(devkit: Path, sets: list[tuple[str, str]]) -> list[VocImage]:
-    """Every image of the given sets once (first occurrence wins), annotations parsed."""
+    """Every image of the given sets once (first occurrence wins), annotations parsed; a
+    ``UserWarning`` names the file and the object for every dropped object."""
     images, seen = [], set()
     for year, name in sets:
         root = devkit / f"VOC{year}"
@@ -132,8 +158,49 @@ def collect(devkit: Path, sets: list[tuple[str, str]]) -> list[VocImage]:
                 raise KitError(f"{xml} not found; the VOC{year} {name} annotations are missing from --source")
             if not jpg.is_file():
                 raise KitError(f"{jpg} not found; the VOC{year} images are missing from --source")
-            images.append(parse_annotation(xml, jpg, image_id))
+            image = parse_annotation(xml, jpg, image_id)
+            for drop in image.dropped:
+                message = f"dropping a VOC object: {xml}: object {drop.index}: {drop.reason} ({drop.detail})"
+                warnings.warn(message, stacklevel=2)
+            images.append(image)
     return images
+
+
+@dataclass
+class VocScan:
+    """Parsed annotations of the store's splits (train = ``--sets``, test = ``--test``)."""
+
+    images: dict[str, list[VocImage]]
+
+    def report(self) -> PrepareReport:
+        """The dropped objects by reason, for the printed summary."""
+        images = (image for split in self.images.values() for image in split)
+        dropped = Counter(d.reason for image in images for d in image.dropped)
+        return PrepareReport(dropped={"objects": dict(dropped)})
+
+
+def scan_voc(source: str | os.PathLike, *, sets: str = "2007-trainval,2012-trainval",
+             test: str = "2007-test") -> VocScan:  # fmt: skip
+    """Parse the annotations of the train sets ``sets`` and test sets ``test`` in the VOCdevkit
+    folder ``source``. Raises :class:`KitError` naming a missing set list, an empty split or train
+    and test sets that share images (all checked before any annotation is parsed), or a damaged or
+    missing annotation or image."""
+    devkit = Path(source)
+    if not devkit.is_dir():
+        raise KitError(f"--source {devkit} is not a folder; give the VOCdevkit folder (holding VOC2007/...)")
+    chosen = {"train": (sets, parse_sets(sets)), "test": (test, parse_sets(test))}
+    ids = {
+        split: {f"VOC{year}/{stem}" for year, name in parsed for stem in read_image_set(devkit, year, name)}
+        for split, (_, parsed) in chosen.items()
+    }
+    for split, (text, _) in chosen.items():
+        if not ids[split]:
+            raise KitError(f"the VOC sets {text} list no images")
+    overlap = ids["train"] & ids["test"]
+    if overlap:
+        raise KitError(f"train and test sets share {len(overlap)} images (e.g. {sorted(overlap)[0]}); "
+                       "choose disjoint sets")  # fmt: skip
+    return VocScan({split: collect(devkit, parsed) for split, (_, parsed) in chosen.items()})
 
 
 def nominal_camera(width: int, height: int) -> Intrinsics:
@@ -176,32 +243,27 @@ def prepare_voc(
     *,
     sets: str = "2007-trainval,2012-trainval",
     test: str = "2007-test",
+    scan: VocScan | None = None,
     workers: int = 1,
     progress: bool = True,
     compression: str = "lz4",
 ) -> dict[str, Path]:
     """Convert VOC sets from the VOCdevkit folder ``source`` into a store (train = ``sets``, test = ``test``).
 
-    All annotations are parsed before ``out`` is touched: a damaged or missing file raises
-    :class:`KitError` naming it and leaves no store. Rerunning resumes.
+    All annotations are parsed (or ``scan`` from :func:`scan_voc` with the same sets is reused)
+    before ``out`` is touched: a damaged or missing file raises :class:`KitError` naming it and
+    leaves no store. Rerunning resumes.
     """
     from dsod_depth.data.store_writer import SplitSource, write_store
 
-    devkit = Path(source)
-    if not devkit.is_dir():
-        raise KitError(f"--source {devkit} is not a folder; give the VOCdevkit folder (holding VOC2007/...)")
+    if scan is None:
+        scan = scan_voc(source, sets=sets, test=test)
     train_sets, test_sets = parse_sets(sets), parse_sets(test)
-    splits = []
-    for name, chosen in (("train", train_sets), ("test", test_sets)):
-        images = collect(devkit, chosen)
-        if not images:
-            raise KitError(f"the VOC sets {sets if name == 'train' else test} list no images")
-        splits.append(SplitSource(name, len(images), VocFrames(images), max(i.height for i in images),
-                                  max(i.width for i in images)))  # fmt: skip
-    overlap = {i.image_id for i in splits[0].frame.images} & {i.image_id for i in splits[1].frame.images}
-    if overlap:
-        raise KitError(f"train and test sets share {len(overlap)} images (e.g. {sorted(overlap)[0]}); "
-                       "choose disjoint sets")  # fmt: skip
+    splits = [
+        SplitSource(name, len(images), VocFrames(images), max(i.height for i in images),
+                    max(i.width for i in images))  # fmt: skip
+        for name, images in scan.images.items()
+    ]
     return write_store(
         out,
         dataset="voc",
@@ -225,11 +287,14 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> dict[str, Path]:
-    from dsod_depth.data.summary import print_summary
+    from dsod_depth.data.summary import one_line_warnings, print_summary
 
-    files = prepare_voc(args.source, args.out, sets=args.sets, test=args.test, workers=args.workers,
-                        progress=args.progress, compression=args.compression)  # fmt: skip
-    print_summary(files)
+    with one_line_warnings():
+        scan = scan_voc(args.source, sets=args.sets, test=args.test)
+    files = prepare_voc(args.source, args.out, sets=args.sets, test=args.test, scan=scan,
+                        workers=args.workers, progress=args.progress,
+                        compression=args.compression)  # fmt: skip
+    print_summary(files, scan.report())
     return files
 
 

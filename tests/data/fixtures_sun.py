@@ -2,10 +2,11 @@
 
 Depth PNGs are written the way the dataset stores them: millimetres with their 16 bits rotated
 left by 3 (the toolbox reads them with a right rotation, REFERENCE §4). Frames cover several
-sensors, with and without ``depth_bfx``, plus the broken cases the real data has: a polygon whose
-``x`` is a scalar, a file that is not JSON, a missing ``intrinsics.txt``; and a frame that the split
-file does not list. ``allsplit.mat`` uses the ``/n/fs/sun3d/data/SUNRGBD/`` prefix of the official
-copy, some entries with a trailing slash.
+sensors, with and without ``depth_bfx``, plus the broken cases the real data has: malformed
+polygons among valid ones (a scalar ``x``, a NaN, one outside the image: dropped, the frame kept),
+a file that is not JSON, a missing ``intrinsics.txt``, ``objects`` that is no list (these frames
+are skipped); and a frame that the split file does not list. ``allsplit.mat`` uses the
+``/n/fs/sun3d/data/SUNRGBD/`` prefix of the official copy, some entries with a trailing slash.
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ class SunFrameSpec:
     objects: list[dict | None]
     polygons: list[dict]
     expected: list[tuple[list[float], str]] = field(default_factory=list)  # (box, class name)
+    dropped_polygons: list[tuple[int, str]] = field(default_factory=list)  # (polygon index, reason)
+    dropped_objects: list[tuple[int, str]] = field(default_factory=list)  # (object index, reason)
     raw_mm: np.ndarray | None = None
     bfx_mm: np.ndarray | None = None
-    broken: str | None = None  # "scalar_x", "bad_json", "no_intrinsics"
+    broken: str | None = None  # the frame is skipped: "bad_json", "no_intrinsics", "objects_not_list"
 
 
 def _depth(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -72,6 +75,7 @@ def frame_specs(rng: np.random.Generator) -> list[SunFrameSpec]:
                 {"x": [70.0, 80.0], "y": [1.0, 9.0], "object": 5},  # entirely right of the image
             ],
             expected=[([3.5, 4.0, 34.0, 44.0], "chair"), ([0.0, 40.0, 10.0, 48.0], "night_stand")],
+            dropped_polygons=[(6, "zero area in the image")], dropped_objects=[(5, "zero area in the image")],
         ),
         SunFrameSpec(
             "kv2/kinect2data/000002_2014-05-26_14-23-37_260595134347_rgbf000103-resize", "test", 73, 53, K,
@@ -93,11 +97,25 @@ def frame_specs(rng: np.random.Generator) -> list[SunFrameSpec]:
             "xtion/sun3ddata/mit_lab/scan1/0000001-000000000001", "train", 64, 48, K,
             objects=[{"name": "lamp"}], polygons=[], expected=[],  # annotated frame without polygons
         ),
-        SunFrameSpec("kv2/align_kv2/2014-12-18_14-11-02_260595134347", "train", 64, 48, K,
-                     objects=[{"name": "desk"}], polygons=[{"x": 12.0, "y": [1, 2], "object": 0}],
-                     broken="scalar_x"),
+        SunFrameSpec(
+            "kv2/align_kv2/2014-12-18_14-11-02_260595134347", "train", 64, 48, K,
+            objects=[{"name": "desk"}, {"name": "chair"}, {"name": "lamp"}, {"name": "wall"}],
+            polygons=[
+                {"x": 12.0, "y": [1, 2], "object": 0},  # scalar x, the desk's only polygon: desk dropped
+                {"x": [5, 25, 15], "y": [10, 10, 30], "object": 1},
+                {"x": [40, 50], "y": [float("nan"), 6], "object": 2},  # NaN: the lamp keeps its other polygon
+                {"x": [40, 50, 45], "y": [5, 5, 20], "object": 2},
+                {"x": 3, "y": 4, "object": 3},  # malformed, but a wall is none of the 19 classes: not checked
+            ],
+            expected=[([5.0, 10.0, 25.0, 30.0], "chair"), ([40.0, 5.0, 50.0, 20.0], "lamp")],
+            dropped_polygons=[(0, "x/y not lists"), (2, "non-finite coordinates")],
+            dropped_objects=[(0, "x/y not lists")],
+        ),
         SunFrameSpec("xtion/xtion_align_data/2014_12_18_13_49_54", "test", 64, 48, K,
                      objects=[], polygons=[], broken="bad_json"),
+        SunFrameSpec("realsense/sh/2014_10_21-18_52_56-1311000073", "test", 64, 48, K,
+                     objects=[{"name": "bed"}], polygons=[{"x": [1, 5], "y": [1, 5], "object": 0}],
+                     broken="objects_not_list"),
         SunFrameSpec("realsense/sa/2014_10_23-15_17_40-1311000073", "train", 64, 48, K,
                      objects=[], polygons=[], broken="no_intrinsics"),
         SunFrameSpec("kv1/b3dodata/img_9999", None, 64, 48, K,
@@ -130,6 +148,8 @@ def write_frame(root: Path, spec: SunFrameSpec, rng: np.random.Generator) -> Pat
         "name": stem, "date": "1 Jan 2015", "frames": [{"polygon": spec.polygons}], "objects": spec.objects,
         "extLabel": [], "conflictList": [], "fileList": [f"image/{stem}.jpg"],
     }  # fmt: skip
+    if spec.broken == "objects_not_list":
+        doc["objects"] = {str(k): obj for k, obj in enumerate(spec.objects)}
     text = json.dumps(doc)
     annotation.write_text(text[: len(text) // 2] if spec.broken == "bad_json" else text)
     (folder / "scene.txt").write_text("office\n")

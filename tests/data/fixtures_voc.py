@@ -2,7 +2,8 @@
 
 Annotations follow the devkit's XML: ``<size>``, one ``<object>`` per box with ``<name>``,
 ``<difficult>`` (missing in some VOC2012 files), ``<truncated>`` and a ``<bndbox>`` of 1-based
-inclusive pixel indices (VOC2012 has a few written as decimals).
+inclusive pixel indices (VOC2012 has a few written as decimals). One VOC2012 image has inverted
+boxes (xmin > xmax, ymin > ymax), which are dropped, beside a valid box and a one-pixel box.
 """
 
 from __future__ import annotations
@@ -30,9 +31,15 @@ SPECS = [
     VocSpec("2007", "000004", 36, 36, [("tvmonitor", (10, 10, 20, 20), 1)]),
     VocSpec("2012", "2008_000002", 60, 40, [("sofa", (1.0, 2.5, 59.0, 40.0), None)]),
     VocSpec("2012", "2008_000003", 30, 20, [("bottle", (4, 4, 8, 18), 0), ("train", (1, 1, 30, 20), 0)]),
-]
+    VocSpec("2012", "2008_000004", 40, 30, [
+        ("cat", (20, 5, 10, 25), 0),  # xmin > xmax: dropped
+        ("dog", (2, 3, 12, 20), 0),
+        ("bird", (7, 8, 7, 8), 0),  # xmin = xmax, ymin = ymax: one pixel, kept
+        ("person", (3, 20, 9, 19), 1),  # ymin > ymax: dropped
+    ]),
+]  # fmt: skip
 SETS = {("2007", "trainval"): ["000005", "000007"], ("2007", "test"): ["000001", "000004"],
-        ("2012", "trainval"): ["2008_000002", "2008_000003"]}  # fmt: skip
+        ("2012", "trainval"): ["2008_000002", "2008_000003", "2008_000004"]}  # fmt: skip
 
 
 def _xml(spec: VocSpec) -> str:
@@ -67,7 +74,13 @@ def build_devkit(root: Path, seed: int = 0) -> Path:
     return devkit
 
 
+def inverted(spec: VocSpec) -> list[int]:
+    """Indices of the objects whose box is inverted (xmin > xmax or ymin > ymax): the dropped ones."""
+    return [i for i, (_, (x1, y1, x2, y2), _) in enumerate(spec.objects) if x1 > x2 or y1 > y2]
+
+
 def expected(spec: VocSpec) -> list[tuple[list[float], str, bool]]:
-    """(continuous box, class, difficult) per object: (xmin - 1, ymin - 1, xmax, ymax)."""
+    """(continuous box, class, difficult) per kept object: (xmin - 1, ymin - 1, xmax, ymax)."""
+    dropped = inverted(spec)
     return [([x1 - 1.0, y1 - 1.0, float(x2), float(y2)], name, bool(d))
-            for name, (x1, y1, x2, y2), d in spec.objects]  # fmt: skip
+            for i, (name, (x1, y1, x2, y2), d) in enumerate(spec.objects) if i not in dropped]  # fmt: skip

@@ -1,4 +1,5 @@
-"""SUN RGB-D: names → classes, polygons → boxes, tree walk, split matching, depth, the prepare command."""
+"""SUN RGB-D: names → classes, polygons → boxes (malformed polygons dropped, not their frame), tree
+walk, split matching, depth, the prepare command and its summary."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from dsod_depth.data import sunrgbd
 from dsod_depth.data.store import load_prepared
 from dsod_depth.data.sunrgbd_annotations import (
     CLASSES,
+    MIXED_REASONS,
+    POLYGON_REASONS,
     MalformedFrame,
     detection_class,
     normalise_name,
@@ -90,7 +93,7 @@ def test_real_split_file_gives_5285_and_5050(shared_data):
     assert train == sorted(nyu["trainNdxs"].ravel().tolist())
 
 
-def test_polygon_boxes_union_clamp_and_malformed(tmp_path):
+def test_polygon_boxes_union_and_clamp(tmp_path):
     f = tmp_path / "index.json"
     doc = {
         "objects": [{"name": "bed"}, {"name": "pillow"}, None],
@@ -99,23 +102,96 @@ def test_polygon_boxes_union_clamp_and_malformed(tmp_path):
             {"x": [-3, 50], "y": [8, 9], "object": 1}, {"x": [0, 1], "y": [0, 1], "object": 2},
         ]}],
     }  # fmt: skip
-    boxes, labels = polygon_boxes(doc, 20, 10, f)
-    assert boxes.tolist() == [[1.0, 0.5, 12.0, 3.0], [0.0, 8.0, 20.0, 9.0]]
-    assert [CLASSES[k] for k in labels] == ["bed", "pillow"]
-    for polygon, reason in (
-        ({"x": 3, "y": [1, 2], "object": 0}, "lists of equal"),
-        ({"x": [1, 2], "y": [1], "object": 0}, "lists of equal"),
-        ({"x": [1, 2], "y": [1, 2], "object": 7}, "object index"),
-        ({"x": [1, "a"], "y": [1, 2], "object": 0}, "non-numeric"),
-    ):
-        with pytest.raises(MalformedFrame, match=reason):
-            doc = {"objects": [{"name": "bed"}], "frames": [{"polygon": [polygon]}]}
-            polygon_boxes(doc, 20, 10, f)
-    empty, _ = polygon_boxes({"objects": [], "frames": [{}]}, 20, 10, f)
-    assert empty.shape == (0, 4)
+    found = polygon_boxes(doc, 20, 10, f)
+    assert found.boxes.tolist() == [[1.0, 0.5, 12.0, 3.0], [0.0, 8.0, 20.0, 9.0]]
+    assert [CLASSES[k] for k in found.labels] == ["bed", "pillow"]
+    assert found.dropped_polygons == [] and found.dropped_objects == []
+    empty = polygon_boxes({"objects": [], "frames": [{}]}, 20, 10, f)
+    assert empty.boxes.shape == (0, 4) and empty.labels.shape == (0,)
 
 
-def test_scan_finds_frames_of_every_sensor_and_skips_malformed_ones(sun_source):
+GOOD = {"x": [2, 6, 4], "y": [1, 1, 5], "object": 0}  # box [2, 1, 6, 5] in a 20×10 image
+BAD_POLYGONS = [
+    ("not a JSON object", [1, 2]),
+    ("object index not in objects", {"x": [1, 2], "y": [1, 2], "object": 7}),
+    ("object index not in objects", {"x": [1, 2], "y": [1, 2], "object": "0"}),
+    ("object index not in objects", {"x": [1, 2], "y": [1, 2], "object": True}),
+    ("object index not in objects", {"x": [1, 2], "y": [1, 2]}),
+    ("x/y not lists", {"x": 3, "y": [1, 2], "object": 0}),
+    ("x/y not lists", {"x": [1, 2], "y": 4.5, "object": 0}),
+    ("x/y not lists", {"y": [1, 2], "object": 0}),
+    ("x/y lengths differ", {"x": [1, 2], "y": [1], "object": 0}),
+    ("non-numeric coordinates", {"x": [1, "a"], "y": [1, 2], "object": 0}),
+    ("non-numeric coordinates", {"x": [1, None], "y": [1, 2], "object": 0}),
+    ("non-numeric coordinates", {"x": [1, 2], "y": [True, 2], "object": 0}),
+    ("non-numeric coordinates", {"x": [[1], [2]], "y": [1, 2], "object": 0}),
+    ("non-finite coordinates", {"x": [1, float("nan")], "y": [1, 2], "object": 0}),
+    ("non-finite coordinates", {"x": [1, 2], "y": [float("-inf"), 2], "object": 0}),
+    ("non-finite coordinates", {"x": [1, 10**400], "y": [1, 2], "object": 0}),
+    ("fewer than 2 distinct points", {"x": [], "y": [], "object": 0}),
+    ("fewer than 2 distinct points", {"x": [3, 3, 3], "y": [4, 4, 4], "object": 0}),
+    ("zero area in the image", {"x": [1, 9], "y": [2, 2], "object": 0}),  # a line
+    ("zero area in the image", {"x": [25, 30], "y": [1, 5], "object": 0}),  # right of the image
+    ("zero area in the image", {"x": [1, 5], "y": [-8, 0], "object": 0}),  # above it, touching its edge
+]
+
+
+def test_every_reason_is_tested():
+    assert {reason for reason, _ in BAD_POLYGONS} == set(POLYGON_REASONS)
+
+
+@pytest.mark.parametrize(("reason", "polygon"), BAD_POLYGONS)
+def test_malformed_polygon_is_dropped_and_its_object_keeps_its_valid_polygons(tmp_path, reason, polygon):
+    doc = {"objects": [{"name": "bed"}, {"name": "lamp"}],
+           "frames": [{"polygon": [{"x": [10, 15], "y": [2, 8], "object": 1}, polygon, GOOD]}]}  # fmt: skip
+    found = polygon_boxes(doc, 20, 10, tmp_path / "index.json")
+    bed, lamp = ([2.0, 1.0, 6.0, 5.0], "bed"), ([10.0, 2.0, 15.0, 8.0], "lamp")
+    assert _named(found.boxes, found.labels) == [bed, lamp]  # the bed keeps its valid polygon
+    assert [(d.index, d.reason) for d in found.dropped_polygons] == [(1, reason)]
+    assert found.dropped_objects == []
+
+
+@pytest.mark.parametrize(("reason", "polygon"), [c for c in BAD_POLYGONS if c[0] not in POLYGON_REASONS[:2]])
+def test_object_without_a_valid_polygon_is_dropped_the_others_kept(tmp_path, reason, polygon):
+    doc = {"objects": [{"name": "bed"}, {"name": "lamp"}],
+           "frames": [{"polygon": [polygon, {"x": [10, 15], "y": [2, 8], "object": 1}]}]}  # fmt: skip
+    found = polygon_boxes(doc, 20, 10, tmp_path / "index.json")
+    assert _named(found.boxes, found.labels) == [([10.0, 2.0, 15.0, 8.0], "lamp")]
+    assert [(d.index, d.reason) for d in found.dropped_polygons] == [(0, reason)]
+    assert [(d.index, d.reason) for d in found.dropped_objects] == [(0, reason)]
+    assert "'bed'" in found.dropped_objects[0].detail
+
+
+def test_object_whose_polygons_fail_for_different_reasons(tmp_path):
+    polygons = [{"x": 1, "y": [1], "object": 0}, {"x": [1, 1], "y": [2, 2], "object": 0}]
+    doc = {"objects": [{"name": "sofa"}], "frames": [{"polygon": polygons}]}
+    found = polygon_boxes(doc, 20, 10, tmp_path / "index.json")
+    assert found.boxes.shape == (0, 4)
+    assert [d.reason for d in found.dropped_polygons] == ["x/y not lists", "fewer than 2 distinct points"]
+    assert [(d.index, d.reason) for d in found.dropped_objects] == [(0, MIXED_REASONS)]
+
+
+def test_polygons_of_deleted_and_unmapped_objects_are_not_checked(tmp_path):
+    doc = {"objects": [None, {}, {"name": "Wall"}],
+           "frames": [{"polygon": [{"x": 1, "y": 2, "object": 0}, {"x": 1, "y": 2, "object": 1},
+                                   {"x": 1, "y": 2, "object": 2}, {"x": [1, 5], "y": [1, 5], "object": 2}]}]}
+    unmapped = Counter()
+    found = polygon_boxes(doc, 20, 10, tmp_path / "index.json", unmapped)
+    assert found.boxes.shape == (0, 4) and found.dropped_polygons == [] and found.dropped_objects == []
+    assert unmapped == {"wall": 1}  # once per object
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [{"objects": {}, "frames": []}, {"objects": [], "frames": {}}, {"frames": []},
+     {"objects": [], "frames": [[]]}, {"objects": [], "frames": [{"polygon": {}}]}],
+)  # fmt: skip
+def test_unusable_top_level_structure_is_a_malformed_frame(tmp_path, doc):
+    with pytest.raises(MalformedFrame, match="index.json"):
+        polygon_boxes(doc, 20, 10, tmp_path / "index.json")
+
+
+def test_scan_finds_frames_of_every_sensor_and_skips_unreadable_ones(sun_source):
     root, specs = sun_source
     scan, messages = _scan(root)
     good = {s.key: s for s in specs if s.split and not s.broken}
@@ -124,22 +200,59 @@ def test_scan_finds_frames_of_every_sensor_and_skips_malformed_ones(sun_source):
         "test": sorted(k for k, s in good.items() if s.split == "test"),
     }
     assert scan.skipped == {
-        "malformed frames (each named in a warning)": 3,
+        "frames with a missing or unreadable file (named below)": 3,
         "frame folders not in the split file": 1,
         "split-file frames not found under --source": 1,
     }
-    assert len(messages) == 3
-    named = {"scalar_x": "index.json", "bad_json": "index.json", "no_intrinsics": "intrinsics.txt"}
+    skips = [m for m in messages if m.startswith("skipping SUN RGB-D frame")]
+    assert len(skips) == 3
+    named = {"bad_json": "index.json: invalid JSON", "no_intrinsics": "intrinsics.txt: missing",
+             "objects_not_list": "index.json: missing 'objects'"}  # fmt: skip
     for broken, file in named.items():
         spec = next(s for s in specs if s.broken == broken)
-        assert any(spec.key in m and file in m for m in messages), (broken, messages)
+        assert any(spec.key in m and file in m for m in skips), (broken, skips)
+        names = [m for m in scan.skipped_frames if m.startswith(f"{spec.key}/") and file in m]
+        assert len(names) == 1, scan.skipped_frames
     for frame in (f for frames in scan.frames.values() for f in frames):
         spec = good[frame.key]
         assert (frame.width, frame.height) == (spec.width, spec.height)
         assert frame.intrinsics == (529.5, 529.5, 364.0, 264.0)  # 1-based principal point → 0-based
         assert _named(frame.boxes, frame.labels) == sorted(spec.expected)
+        assert [(d.index, d.reason) for d in frame.dropped_polygons] == spec.dropped_polygons
+        assert [(d.index, d.reason) for d in frame.dropped_objects] == spec.dropped_objects
         assert (frame.depth_filled is not None) == (spec.bfx_mm is not None)
-    assert scan.unmapped_names["wall"] == 1
+    assert scan.unmapped_names["wall"] == 2
+
+
+def test_scan_drops_malformed_polygons_keeps_their_frame_and_counts_by_reason(sun_source):
+    root, specs = sun_source
+    scan, messages = _scan(root)
+    spec = next(s for s in specs if s.key.startswith("kv2/align_kv2/"))
+    frame = next(f for f in scan.frames["train"] if f.key == spec.key)  # kept, with exactly its valid boxes
+    chair, lamp = ([5.0, 10.0, 25.0, 30.0], "chair"), ([40.0, 5.0, 50.0, 20.0], "lamp")
+    assert _named(frame.boxes, frame.labels) == [chair, lamp]  # the desk is dropped, the lamp keeps a polygon
+    polygons = {"x/y not lists": 1, "non-finite coordinates": 1, "zero area in the image": 1}
+    assert scan.dropped_polygons == polygons
+    assert scan.dropped_objects == {"x/y not lists": 1, "zero area in the image": 1}
+    # One warning per dropped polygon naming the file, the polygon and the reason; one per dropped object.
+    file = f"{spec.key}/annotation2Dfinal/index.json"
+    assert sum(file in m and "polygon 0: x/y not lists" in m for m in messages) == 1
+    assert sum(file in m and "polygon 2: non-finite coordinates" in m for m in messages) == 1
+    assert sum(file in m and "object 0: x/y not lists ('desk'" in m for m in messages) == 1
+    assert len([m for m in messages if m.startswith("dropping a SUN RGB-D polygon")]) == 3
+    assert len([m for m in messages if m.startswith("dropping a SUN RGB-D object")]) == 2
+
+
+def test_scan_counts_frames_kept_and_listed_per_split(sun_source):
+    root, specs = sun_source
+    scan, _ = _scan(root)
+    # train: 4 listed, 1 without intrinsics; test: 5 listed, 2 unreadable, 1 not downloaded.
+    assert scan.listed == {"train": 4, "test": 5}
+    assert {split: len(frames) for split, frames in scan.frames.items()} == {"train": 3, "test": 2}
+    for split in ("train", "test"):
+        skipped = sum(s.split == split and s.broken is not None for s in specs)
+        missing = 1 if split == "test" else 0
+        assert len(scan.frames[split]) + skipped + missing == scan.listed[split]
 
 
 def test_frames_decode_depth_like_the_toolbox(sun_source):
@@ -179,11 +292,22 @@ def test_prepare_command_summary_warnings_and_store(sun_source, tmp_path, capsys
     out = tmp_path / "store"
     assert main(["prepare", "sunrgbd", "--source", str(root), "--out", str(out), "--no-progress"]) == 0
     captured = capsys.readouterr()
-    assert "skipped: 3 malformed frames" in captured.out and "skipped: 1 frame folders not in" in captured.out
+    lines = captured.out.splitlines()
+    frame_rows = [line.split() for line in lines if line.startswith("frames")]
+    assert frame_rows == [["frames", "3", "2"], ["frames", "listed", "4", "5"]]  # kept vs listed per split
+    polygons = "dropped polygons: 3 (1 non-finite coordinates, 1 x/y not lists, 1 zero area in the image)"
+    assert polygons in lines
+    assert "dropped objects (no valid polygon): 2 (1 x/y not lists, 1 zero area in the image)" in lines
+    assert "skipped: 3 frames with a missing or unreadable file (named below)" in lines
+    assert "skipped: 1 frame folders not in the split file" in lines
+    bad_json = next(s for s in specs if s.broken == "bad_json")
+    assert any(line.startswith(f"skipped frame: {bad_json.key}/annotation2Dfinal/index.json: invalid JSON")
+               for line in lines)  # fmt: skip
     assert captured.err.count("warning: skipping SUN RGB-D frame") == 3
+    assert captured.err.count("warning: dropping a SUN RGB-D polygon") == 3
     train, names = load_prepared(out, "train")
     test, _ = load_prepared(out, "test")
-    assert names == list(CLASSES) and len(train) == 2 and len(test) == 2
+    assert names == list(CLASSES) and len(train) == 3 and len(test) == 2
     by_key = {s.key: s for s in specs}
     for sample in [*train, *test]:
         spec = by_key[sample.image_id]
@@ -204,7 +328,7 @@ def test_prepare_with_val_split(sun_source, tmp_path, capsys):
         warnings.simplefilter("ignore")
         files = sunrgbd.prepare_sunrgbd(root, out, with_val=True, progress=False, with_hha=False)
     assert sorted(files) == ["test", "train", "val"]
-    assert len(load_prepared(out, "train")[0]) == 1 and len(load_prepared(out, "val")[0]) == 1
+    assert len(load_prepared(out, "train")[0]) == 2 and len(load_prepared(out, "val")[0]) == 1
 
 
 @pytest.mark.parametrize("damage", ["truncated", "missing", "not_mat"])
@@ -265,3 +389,17 @@ def test_documented_mapping_table_equals_the_code():
         heads = {h for h, t in HEADS.items() if t == cls}
         exact = {n for n, t in EXACT.items() if t == cls}
         assert rows[cls] == [heads, exact], cls
+
+
+def test_summary_names_at_most_20_skipped_frames():
+    from dsod_depth.data.summary import PrepareReport, format_summary
+
+    counts = {"train": {"frames": 2, "boxes": np.array([1, 0]), "difficult": np.zeros(2, dtype=np.int64),
+                        "class_names": ["a", "b"]}}  # fmt: skip
+    names = [f"kv1/f{i}/intrinsics.txt: missing" for i in range(25)]
+    lines = format_summary(counts, PrepareReport(listed={"train": 27}, skipped_frames=names)).splitlines()
+    frame_rows = [line.split() for line in lines if line.startswith("frames")]
+    assert frame_rows == [["frames", "2"], ["frames", "listed", "27"]]
+    named = [line.removeprefix("skipped frame: ") for line in lines if line.startswith("skipped frame: kv1/")]
+    assert named == names[:20]
+    assert lines[-1] == "skipped frame: ... and 5 more, each named in a warning"
