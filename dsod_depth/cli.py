@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from dsod_depth import __version__
@@ -204,8 +205,12 @@ def _run_hha(args: argparse.Namespace) -> int:
     from dsod_depth.geometry import Intrinsics
 
     camera = Intrinsics.parse(args.camera)
-    depth = read_depth(args.depth, args.depth_scale)
-    raw = read_depth(args.raw, args.depth_scale) if args.raw else None
+    with warnings.catch_warnings(record=True) as caught:  # each warning as one line, not two
+        warnings.simplefilter("always")
+        depth = read_depth(args.depth, args.depth_scale)
+        raw = read_depth(args.raw, args.depth_scale) if args.raw else None
+    for warning in caught:
+        sys.stderr.write(f"warning: {warning.message}\n")
     image = hha_image(depth, raw, camera)
     save_png_atomic(args.out, image)
     height, width = image.shape[:2]

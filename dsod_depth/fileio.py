@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from dsod_depth.errors import KitError
+
+# The temporary names of atomic_output: ``.<name>.<8 mkstemp characters>.tmp<suffix>``.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp[^/]*$")
 
 
 @contextlib.contextmanager
@@ -51,3 +55,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_output`."""
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def temporaries(folder: str | os.PathLike) -> list[Path]:
+    """The temporary files of :func:`atomic_output` below ``folder`` (sorted; none for no folder)."""
+    return sorted(p for p in Path(folder).rglob(".*.tmp*") if p.is_file() and _TEMPORARY.match(p.name))
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writers left below ``folder`` (SIGKILL skips the
+    clean-up of :func:`atomic_output`); returns them. Call it only while no other process can be
+    writing there (e.g. holding the run lock). A missing folder has none."""
+    stale = temporaries(folder)
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

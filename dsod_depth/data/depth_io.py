@@ -15,7 +15,9 @@ never divides depth by 255). Every expected problem raises :class:`KitError`.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -139,7 +141,10 @@ def _read_png_samples(path: Path) -> np.ndarray:
                     "or a .npy array; 8-bit images cannot hold metric depth"
                 )
             values = np.array(im)
-    except (UnidentifiedImageError, OSError) as err:
+    except Image.DecompressionBombError as err:
+        raise KitError(f"{path}: the image header claims an implausible size ({err})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        # Pillow reports a damaged PNG chunk as SyntaxError ("broken PNG file").
         raise KitError(f"{path} is not a readable image ({err})") from None
     if values.ndim != 2:
         raise KitError(f"{path}: expected a single-channel depth image, got shape {values.shape}")
@@ -155,7 +160,9 @@ def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:
             NYU HHA demo files, 1 for a float array already in metres).
 
     Returns:
-        float64 [H, W] metres = value / depth_scale (0 stays 0 = missing).
+        float64 [H, W] metres = value / depth_scale (0 stays 0 = missing). NaN and infinite
+        values (a float ``.npy`` may hold them) are holes: they become 0, with a warning that
+        counts them.
 
     Raises:
         KitError: missing file, 8-bit or colour image, wrong shape or dtype,
@@ -166,11 +173,13 @@ def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:
     path = _existing(path, "depth")
     if path.suffix.lower() == ".npy":
         try:
-            values = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as err:
+            # mmap: a header that claims more data than the file holds fails here instead of
+            # allocating it; damaged headers raise EOF, tokenizer and syntax errors besides ValueError.
+            values = np.array(np.load(path, allow_pickle=False, mmap_mode="r"))
+        except (ValueError, OSError, EOFError, SyntaxError, TokenError) as err:
             raise KitError(f"{path} is not a readable .npy array ({err})") from None
-        if values.ndim != 2:
-            raise KitError(f"{path}: depth must be a 2-D array [H, W], got shape {values.shape}")
+        if values.ndim != 2 or values.size == 0:
+            raise KitError(f"{path}: depth must be a non-empty 2-D array [H, W], got shape {values.shape}")
         if values.dtype.kind not in "iuf" or values.dtype.itemsize == 1:
             raise KitError(
                 f"{path}: depth array has dtype {values.dtype}; expected float or 16/32-bit integers "
@@ -178,7 +187,16 @@ def read_depth(path: str | Path, depth_scale: float) -> np.ndarray:
             )
     else:
         values = _read_png_samples(path)
-    return np.asarray(values, dtype=np.float64) / float(depth_scale)
+    metres = np.asarray(values, dtype=np.float64) / float(depth_scale)
+    bad = ~np.isfinite(metres)
+    if bad.any():
+        # Sensor SDKs write NaN/inf for "no reading"; the kit's convention for a hole is 0.
+        warnings.warn(
+            f"{path}: {int(bad.sum())} of {bad.size} depth values are NaN or infinite; read as holes (0)",
+            stacklevel=2,
+        )
+        metres[bad] = 0.0
+    return metres
 
 
 def save_png_atomic(path: str | Path, image: np.ndarray) -> None:

@@ -195,6 +195,11 @@ def _finished_shards(folder: Path, num_frames: int) -> int:
     return min(done, num_frames)
 
 
+def _merging_path(final: Path) -> Path:
+    """Where a split is merged before its rename to ``final``."""
+    return final.with_name(final.name + ".merging")
+
+
 def _merge(
     folder: Path,
     final: Path,
@@ -204,7 +209,7 @@ def _merge(
     stats: dict[str, tuple[np.ndarray, np.ndarray]] | None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Merge the shards into ``final`` atomically; returns the statistics it stored."""
-    merging = final.with_name(final.name + ".merging")
+    merging = _merging_path(final)
     moments: dict[str, list[np.ndarray]] = {g: [] for g in layout["channels"]}
     with h5py.File(merging, "w") as out:
         out.attrs.update(header)
@@ -299,11 +304,18 @@ def _prepare_split(
                 if item.index + 1 == shard.first + shard.count:
                     shard.close()
                     shard = None
-    except BaseException:
+    except BaseException as err:
         if shard is not None:
             shard.abandon()
+        if isinstance(err, OSError):  # e.g. the disk filled up: finished shards stay for the rerun
+            where = shard.tmp if shard is not None else folder
+            raise KitError(f"cannot write {where}: {err.strerror or err}; rerun to resume") from None
         raise
-    return _merge(folder, final, source, header, layout, stats)
+    try:
+        return _merge(folder, final, source, header, layout, stats)
+    except OSError as err:
+        _merging_path(final).unlink(missing_ok=True)
+        raise KitError(f"cannot write {final}: {err.strerror or err}; rerun to resume") from None
 
 
 def write_store(

@@ -17,8 +17,9 @@ here, so the contract lives in one place.
 exclusive ``flock`` through :class:`filelock.FileLock` on ``.lock``, plus a small JSON record of the
 holder (host, pid, command, start time) in ``.lock.holder`` for the message a second writer gets.
 The kernel drops the lock with its process, however the process ends (even by SIGKILL), so a dead
-holder never blocks the next writer. The lock is re-entrant within a process (a sweep holding a run
-calls the trainer, which takes it again). Under ``torchrun`` only rank 0 locks.
+holder never blocks the next writer; the next holder deletes the temporary files such a writer left
+(:func:`~dsod_depth.fileio.remove_stale_temporaries`). The lock is re-entrant within a process (a
+sweep holding a run calls the trainer, which takes it again). Under ``torchrun`` only rank 0 locks.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from dsod_depth.errors import KitError
-from dsod_depth.fileio import write_text_atomic
+from dsod_depth.fileio import remove_stale_temporaries, write_text_atomic
 
 __all__ = [
     "RunDir",
@@ -392,6 +393,7 @@ def run_lock(
         raise KitError(f"cannot lock {run.lock_file}: {err.strerror or err}") from None
     _HELD[key] = (lock, 1)
     try:
+        remove_stale_temporaries(run.path)  # left by a killed writer; the lock says none is alive
         record = {
             "host": socket.gethostname(),
             "pid": os.getpid(),

@@ -265,7 +265,6 @@ def write_tables(result: dict[str, Any], out_md: str | Path, *, chart: bool = Tr
         raise KitError(
             f"--out {out_md}: name a Markdown file ending in .md (CSV, LaTeX, JSON, PNG go beside it)"
         )
-    out_md.parent.mkdir(parents=True, exist_ok=True)
     paths = {kind: out_md.with_suffix(f".{kind}") for kind in ("md", "csv", "tex", "json", "png")}
     if chart:
         from dsod_depth.experiments.chart import draw_bar_chart
