@@ -106,7 +106,10 @@ def _check_value(value: Any, annotation: Any, where: str, source: str) -> Any:
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise KitError(f"{source}: {where} must be a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # YAML integers have no size limit
+            raise KitError(f"{source}: {where} is beyond the range of a float, got {value!r}") from None
     if annotation is str:
         if not isinstance(value, str):
             raise KitError(f"{source}: {where} must be a string, got {value!r}")
@@ -169,7 +172,8 @@ def _parse_yaml(text: str, source: str) -> Any:
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise KitError(f"{source}:{line} is not valid YAML ({err.problem}); fix the file") from None
     except yaml.YAMLError as err:
-        raise KitError(f"{source}: is not valid YAML ({err}); fix the file") from None
+        reason = " ".join(str(err).split())  # PyYAML's messages span lines; the CLI prints one line
+        raise KitError(f"{source}: is not valid YAML ({reason}); fix the file") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -196,7 +200,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     path = Path(path)
     if not path.is_file():
         raise KitError(f"config file {path} not found; pass the path of a YAML config")
-    data = _parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise KitError(f"{path}: not UTF-8 text; a config must be a YAML file") from None
+    data = _parse_yaml(text, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):

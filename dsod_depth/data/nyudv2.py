@@ -59,6 +59,11 @@ _FRAME_VARIABLES = {
     "labels": (WIDTH, HEIGHT),
     "instances": (WIDTH, HEIGHT),
 }
+# Element types each variable must have (numpy dtype kind, largest item size in bytes): colour
+# uint8, depth in floating metres, label and instance ids unsigned of at most 16 bits (the real
+# file's uint16 / uint8; larger ids would make the label lookup table of object_boxes huge).
+_FRAME_DTYPES = {"images": ("u", 1), "depths": ("f", 8), "rawDepths": ("f", 8), "labels": ("u", 2),
+                 "instances": ("u", 2)}  # fmt: skip
 _KEY_SHIFT = 1 << 16  # key = label * 65536 + instance is unique per object (instances are uint8 in the file)
 
 
@@ -110,6 +115,8 @@ def read_labeled_header(path: str | os.PathLike) -> tuple[int, list[str]]:
             if missing:
                 raise KitError(f"{path} lacks the variables {', '.join(missing)}; it is not the NYU Depth v2 "
                                "labeled set (nyu_depth_v2_labeled.mat)")  # fmt: skip
+            if not f["images"].shape:
+                raise KitError(f"{path}: variable 'images' is a scalar, expected [N, 3, 640, 480] frames")
             num_frames = int(f["images"].shape[0])
             for var, frame_shape in _FRAME_VARIABLES.items():
                 shape = tuple(f[var].shape)
@@ -118,12 +125,18 @@ def read_labeled_header(path: str | os.PathLike) -> tuple[int, list[str]]:
                         f"{path}: variable {var!r} has shape {list(shape)}, expected "
                         f"{[num_frames, *frame_shape]} (h5py order of the 640×480 labeled frames)"
                     )
+                kind, max_size = _FRAME_DTYPES[var]
+                dtype = f[var].dtype
+                if dtype.kind != kind or dtype.itemsize > max_size:
+                    raise KitError(f"{path}: variable {var!r} has element type {dtype}, expected "
+                                   f"{'uint8' if var == 'images' else 'single' if kind == 'f' else 'uint16'} "
+                                   "as in the official file")  # fmt: skip
             names = read_cell_strings(f, "names")
             # Touch the last frame: HDF5 only notices data missing past a truncation when reading it.
             f["labels"][num_frames - 1, :1, :1]
     except KitError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:  # h5py: RuntimeError
         raise KitError(f"{path} is truncated or damaged ({err}); download it again") from None
     return num_frames, names
 
@@ -260,7 +273,7 @@ class NyuFrames:
             raw = f["rawDepths"][n].T[r0:r1, c0:c1]
             labels = f["labels"][n].T[r0:r1, c0:c1]
             instances = f["instances"][n].T[r0:r1, c0:c1]
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RuntimeError) as err:
             raise KitError(f"{self.path}: frame {n + 1} is unreadable ({err}); the file is damaged") from None
         boxes, box_labels = object_boxes(labels, instances, self.class_ids)
         return RGBDSample(

@@ -88,7 +88,12 @@ def _short(value: Any) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float64 (JSON integers have no size limit)
+        return False
 
 
 def _is_id(value: Any) -> bool:
@@ -258,8 +263,11 @@ def _detection_columns(data: list[Any], index_of: dict, label_of: dict) -> _Colu
         labels = np.fromiter(map(label_of.__getitem__, cids), dtype=np.int64, count=len(cids))
     except KeyError:
         return None
-    xywh = np.array(flat, dtype=np.float64).reshape(-1, 4)  # [D, 4]
-    score_array = np.array(scores, dtype=np.float64)  # [D]
+    try:
+        xywh = np.array(flat, dtype=np.float64).reshape(-1, 4)  # [D, 4]
+        score_array = np.array(scores, dtype=np.float64)  # [D]
+    except OverflowError:  # an integer beyond float64: the explained path names it
+        return None
     if not (np.isfinite(xywh).all() and np.isfinite(score_array).all() and (xywh[:, 2:] >= 0).all()):
         return None
     return iids, cids, image_index, labels, xywh, score_array

@@ -162,6 +162,8 @@ def load_matrix(path: str | Path) -> Matrix:
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise KitError(f"{path}: not UTF-8 text; a matrix must be a YAML file") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""

@@ -115,11 +115,13 @@ def read_sunrgbd_intrinsics(path: str | Path) -> Intrinsics:
         text = path.read_text()
     except OSError as err:
         raise KitError(f"cannot read camera intrinsics {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise KitError(f"{path}: not text; expected the 9 numbers of a 3x3 camera matrix") from None
     try:
         values = [float(v) for v in text.split()]
     except ValueError:
         values = []
-    if len(values) != 9:
+    if len(values) != 9 or not all(math.isfinite(v) for v in values):
         raise KitError(f"{path}: expected the 9 numbers of a 3x3 camera matrix (row-major)")
     K = np.array(values).reshape(3, 3)  # row-major: [fx 0 cx; 0 fy cy; 0 0 1]
     if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[0, 0] <= 0 or K[1, 1] <= 0:
