@@ -38,7 +38,12 @@ from dsod_depth.errors import KitError
 from dsod_depth.geometry import _arrays
 from dsod_depth.geometry.boxsum import FlatLayout
 from dsod_depth.geometry.camera import Intrinsics
-from dsod_depth.geometry.gravity import estimate_gravity, height_above_floor, rotation_to_gravity
+from dsod_depth.geometry.gravity import (
+    estimate_gravity,
+    floor_height,
+    heights_along_gravity,
+    rotation_to_gravity,
+)
 from dsod_depth.geometry.normals import DEFAULT_BAND_ROWS, BandedNormals, orient_normals, point_cloud_cm
 
 ANGLE_RADIUS = 3  # 7 x 7 window for the normals of the angle channel
@@ -56,55 +61,105 @@ def hha_channels(
         depth_m: float64 [B, H, W] filled depth in metres (validated).
         raw_m: float64 [B, H, W] raw depth in metres; only ``raw == 0`` (missing) is used.
         fx, fy, cx, cy: floats or per-frame float64 [B, 1, 1], 0-based principal point.
-        band_rows: compute the normals in bands of this many rows (CPU cache
-            blocking; the result does not depend on it). None = whole frames.
+        band_rows: work in bands of this many rows (CPU cache blocking; the result
+            does not depend on it). None = whole frames.
 
     Returns:
         (channels, gravity): float64 [B, 3, H, W] = (disparity, height in cm,
         angle + 38 in degrees) before rounding, and float64 [B, 3] gravity.
     """
+    batch, height, width = depth_m.shape
+    channels = _arrays.empty(depth_m, (batch, 3, height, width))
+    gravity = _encode(depth_m, raw_m, (fx, fy, cx, cy), band_rows, channels=channels)
+    return channels, gravity
+
+
+def _bands(height: int, band_rows: int | None) -> list[tuple[int, int]]:
+    """Image rows ``(top, bottom)`` of each band."""
+    step = height if band_rows is None else max(1, band_rows)
+    return [(top, min(height, top + step)) for top in range(0, height, step)]
+
+
+def _encode(
+    depth_m: Any,
+    raw_m: Any,
+    camera: tuple[Any, Any, Any, Any],
+    band_rows: int | None,
+    *,
+    channels: Any = None,
+    image: Any = None,
+) -> Any:
+    """HHA of a batch, written into ``channels`` (unrounded) or ``image`` (uint8); returns gravity.
+
+    Args:
+        depth_m, raw_m, camera, band_rows: as for :func:`hha_channels`.
+        channels: float [B, 3, H, W] to fill with the unrounded channels, or None.
+        image: uint8 [B, H, W, 3] to fill with the rounded image, or None.
+
+    Returns:
+        float [B, 3] gravity directions.
+    """
     xp = _arrays.namespace(depth_m)
     batch, height, width = depth_m.shape
-    z = depth_m * 100.0
-    # computeNormalsSquareSupport receives z ./ 100 and multiplies by 100 again;
-    # the round trip can move z by an ulp, so it is repeated here.
-    z_n = (z / 100.0) * 100.0
-    # Normals work in the flat zero-margined layout (contiguous shifts; see boxsum).
+    bands = _bands(height, band_rows)
+    # Normals in the flat zero-margined layout (contiguous shifts; see boxsum), band by band.
     layout = FlatLayout(height, width, GRAVITY_RADIUS)
-    zf = layout.grid(layout.pack(z_n))  # [B, rows, row]
-    valid = (layout.grid(layout.pack(raw_m)) > 0) & (zf > 0)
-    xf, yf = point_cloud_cm(zf, fx, fy, cx, cy, first_row=-layout.pad - 1)
-    solver = BandedNormals(zf, valid, xf, yf, layout)
-    points = [a.reshape(batch, layout.length) for a in (xf, yf, zf)]  # [B, rows, row] -> [B, L]
-
-    normals = _arrays.empty(z, (batch, 3, height * layout.row))  # angle normals, image rows, flat
-    gravity_normals = _arrays.empty(z, (batch, 3, height * layout.row))
-    step = height if band_rows is None else max(1, band_rows)
-    for top in range(0, height, step):
-        rows = (top, min(height, top + step))
-        span = slice(layout.offset(rows[0]), layout.offset(rows[1]))
-        local = slice(rows[0] * layout.row, rows[1] * layout.row)
+    # One allocation holds both normal fields (angle, gravity: image rows, flat) and
+    # the solver's band buffers; the gravity half is reused for the heights once
+    # gravity is known. A single large block is what malloc keeps between frames
+    # (its size raises glibc's trim threshold above the rest of the frame's needs),
+    # so its pages are not returned and faulted in again at every frame (many
+    # separate buffers cost 4,000-7,000 page faults, 10-18 ms, per 640 x 480 frame
+    # on one core of the test machines).
+    field = batch * 3 * height * layout.row
+    solver_size = BandedNormals.memory_size(layout, batch, bands[0][1] - bands[0][0], GRAVITY_RADIUS)
+    work = _arrays.empty(depth_m, (2 * field + solver_size,))
+    normals, gravity_normals = (work[k * field : (k + 1) * field].reshape(batch, 3, -1) for k in range(2))
+    solver = BandedNormals(depth_m, raw_m > 0, *camera, layout, cm_round_trip=True, memory=work[2 * field :])
+    for top, bottom in bands:
+        local = slice(top * layout.row, bottom * layout.row)
         outs = (normals[..., local], gravity_normals[..., local])  # written in place
-        n, _ = solver.band(rows, (ANGLE_RADIUS, GRAVITY_RADIUS), (False, True), outs=outs)
-        orient_normals(n, *(p[:, span] for p in points))
+        (n, _), points = solver.band((top, bottom), (ANGLE_RADIUS, GRAVITY_RADIUS), (False, True), outs=outs)
+        orient_normals(n, points[:, 0], points[:, 1], points[:, 2])
     # The margin columns hold no pixels: give them zero normals (no vote).
     margin = gravity_normals.reshape(batch, 3, height, layout.row)[..., width:]  # [B, 3, H, row - W] view
     margin[...] = 0.0
     # Gravity only looks at n n^T and |n . y|, so its normals need no orientation.
     gravity = estimate_gravity(gravity_normals)
     rotation = rotation_to_gravity(gravity)
+    normals = layout.unpack_rows(normals)  # [B, 3, H, W] view
 
-    if bool((z_n == z).all()):  # the usual case: reuse the points
-        image = slice(layout.offset(0), layout.offset(height))
-        x, y = (layout.unpack_rows(p[:, image]) for p in points[:2])
-    else:
-        x, y = point_cloud_cm(z, fx, fy, cx, cy)
-    channels = _arrays.empty(z, (batch, 3, height, width))
-    xp.divide(DISPARITY_NUMERATOR, xp.clip(z, MIN_DEPTH_CM, None), out=channels[:, 0])
-    channels[:, 1] = height_above_floor(x, y, z, rotation)
-    # saveHHA: angl + 128 - 90 ("keeping some slack").
-    channels[:, 2] = (angles_to_gravity(layout.unpack_rows(normals), gravity) + 128.0) - 90.0
-    return channels, gravity
+    # First pass: disparity and the height of every point relative to the camera
+    # (the floor is the lowest point of the whole frame, known only afterwards).
+    # The points come from z = 100 D itself (not the normals' round-tripped z).
+    if channels is not None:
+        heights = channels[:, 1]
+    else:  # in the gravity normals' memory, no longer needed
+        heights = gravity_normals.reshape(-1)[: batch * height * width].reshape(batch, height, width)
+    for top, bottom in bands:
+        z = depth_m[:, top:bottom] * 100.0
+        x, y = point_cloud_cm(z, *camera, first_row=top)
+        heights[:, top:bottom] = heights_along_gravity(x, y, z, rotation)
+        disparity = xp.divide(DISPARITY_NUMERATOR, xp.clip(z, MIN_DEPTH_CM, None, out=z), out=z)
+        if channels is not None:
+            channels[:, 0, top:bottom] = disparity
+        else:
+            matlab_uint8(disparity, out=image[:, top:bottom, :, 0])
+    floor = floor_height(heights)[:, None, None]  # [B] -> [B, 1, 1]
+    # Second pass: height above the floor and the angle with gravity.
+    for top, bottom in bands:
+        above = heights[:, top:bottom]
+        # saveHHA: angl + 128 - 90 ("keeping some slack").
+        angle = angles_to_gravity(normals[:, :, top:bottom], gravity)
+        angle += 128.0
+        angle -= 90.0
+        if channels is not None:
+            above -= floor
+            channels[:, 2, top:bottom] = angle
+        else:
+            matlab_uint8(above - floor, out=image[:, top:bottom, :, 1])
+            matlab_uint8(angle, out=image[:, top:bottom, :, 2])
+    return gravity
 
 
 def angles_to_gravity(normals: Any, gravity: Any) -> Any:
@@ -122,34 +177,45 @@ def angles_to_gravity(normals: Any, gravity: Any) -> Any:
     xp = _arrays.namespace(normals)
     g = gravity.reshape(*gravity.shape, *([1] * (normals.ndim - 2)))  # [B, 3] -> [B, 3, 1, ...]
     with _arrays.quiet():  # NaN normals (and infinite ones from underflowing windows) are expected
-        cos = normals[:, 0] * g[:, 0] + normals[:, 1] * g[:, 1] + normals[:, 2] * g[:, 2]
-        cos = xp.where(xp.isnan(cos), -1.0, xp.clip(cos, -1.0, 1.0))
+        cos = normals[:, 0] * g[:, 0]
+        cos += normals[:, 1] * g[:, 1]
+        cos += normals[:, 2] * g[:, 2]
+        # max/min that drop NaN, like MATLAB's: NaN -> -1.
+        cos = _arrays.clip_nan_low(cos, -1.0, 1.0, out=cos)
     return xp.rad2deg(_arrays.arccos(cos))
 
 
-def matlab_uint8(x: Any) -> Any:
+# MATLAB rounds half away from zero. For 0 <= x <= 255, trunc(x + (0.5 - 2^-54)) is
+# that rounding exactly: ties k + 0.5 still reach k + 1 (the sum rounds up to it),
+# and 0.5 - 2^-54 (the largest double below 0.5) stays below 1, where
+# trunc(x + 0.5) would give 1.
+_HALF_BELOW = 0.49999999999999994
+
+
+def matlab_uint8(x: Any, out: Any = None) -> Any:
     """MATLAB ``uint8(x)``: round half away from zero, saturate to [0, 255], NaN -> 0.
 
     Args:
         x: float array (numpy or torch), any shape.
+        out: optional uint8 array of the same shape to write into (numpy: may be strided).
 
     Returns:
-        uint8 array of the same shape and kind.
+        uint8 array of the same shape and kind (``out`` when given).
     """
-    xp = _arrays.namespace(x)
-    if bool(xp.isnan(x).any()):
-        x = xp.where(xp.isnan(x), 0.0, x)
     # Saturating first changes nothing (254.5 still rounds to 255, negatives to 0).
-    x = xp.clip(x, 0.0, 255.0)
-    floor = xp.floor(x)
-    # x - floor(x) is exact, so ties are detected exactly (floor(x + 0.5) would
-    # round 0.49999999999999994 up).
-    rounded = floor + _arrays.to_float(x - floor >= 0.5, x)
-    if _arrays.is_torch(rounded):
+    x = _arrays.clip_nan_low(x, 0.0, 255.0)
+    x += _HALF_BELOW
+    if _arrays.is_torch(x):
         import torch
 
-        return rounded.to(torch.uint8)
-    return rounded.astype(np.uint8)
+        if out is None:
+            return x.to(torch.uint8)  # truncation
+        out.copy_(x)
+        return out
+    if out is None:
+        return x.astype(np.uint8)  # truncation
+    np.copyto(out, x, casting="unsafe")
+    return out
 
 
 def hha_image(depth: Any, raw_depth: Any, intrinsics: Intrinsics) -> np.ndarray:
@@ -171,16 +237,10 @@ def hha_image(depth: Any, raw_depth: Any, intrinsics: Intrinsics) -> np.ndarray:
     r = d if raw_depth is None else validate_depth(raw_depth, what="raw depth")
     if r.shape != d.shape:
         raise KitError(f"depth {d.shape} and raw depth {r.shape} must have the same shape")
-    channels, _ = hha_channels(
-        d[None],
-        r[None],
-        intrinsics.fx,
-        intrinsics.fy,
-        intrinsics.cx,
-        intrinsics.cy,
-        band_rows=DEFAULT_BAND_ROWS,
-    )
-    return np.ascontiguousarray(matlab_uint8(channels[0]).transpose(1, 2, 0))  # [3, H, W] -> [H, W, 3]
+    image = np.empty((1, *d.shape, 3), dtype=np.uint8)  # [1, H, W, 3]
+    camera = (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy)
+    _encode(d[None], r[None], camera, DEFAULT_BAND_ROWS, image=image)
+    return image[0]
 
 
 @register_encoder("hha", num_channels=3)
@@ -201,6 +261,8 @@ def hha_image_torch(depth: Any, raw_depth: Any, intrinsics: Intrinsics | Sequenc
         uint8 tensor [B, H, W, 3] (or [H, W, 3]) on the input's device, channels
         (disparity, height, angle).
     """
+    import torch
+
     single = depth.ndim == 2
     raw_depth = depth if raw_depth is None else raw_depth
     d = validate_depth_tensor(depth[None] if single else depth, what="depth")
@@ -212,6 +274,6 @@ def hha_image_torch(depth: Any, raw_depth: Any, intrinsics: Intrinsics | Sequenc
         raise KitError(f"got {len(cams)} intrinsics for a batch of {d.shape[0]} depth images")
     fx, fy, cx, cy = (_arrays.as_column(d, [getattr(c, k) for c in cams]) for k in ("fx", "fy", "cx", "cy"))
     band_rows = DEFAULT_BAND_ROWS if d.device.type == "cpu" else None  # cache blocking helps CPUs only
-    channels, _ = hha_channels(d, r, fx, fy, cx, cy, band_rows=band_rows)
-    out = matlab_uint8(channels).permute(0, 2, 3, 1).contiguous()  # [B, 3, H, W] -> [B, H, W, 3]
+    out = d.new_empty((*d.shape, 3), dtype=torch.uint8)  # [B, H, W, 3]
+    _encode(d, r, (fx, fy, cx, cy), band_rows, image=out)
     return out[0] if single else out

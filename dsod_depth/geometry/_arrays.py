@@ -62,8 +62,8 @@ def as_column(like: Any, values: Any) -> Any:
     return np.asarray(values, dtype=like.dtype).reshape(-1, 1, 1)
 
 
-def _libm(name: str, x: Any) -> Any:
-    """numpy's ``name`` (sqrt, arccos, ...) on an array or tensor.
+def _libm(name: str, x: Any, out: Any = None) -> Any:
+    """numpy's ``name`` (sqrt, arccos, ...) on an array or tensor, optionally into ``out``.
 
     torch's vectorised CPU ``sqrt`` is not always correctly rounded (it can be one
     ulp off where numpy and MATLAB are exact), which would make the batched CPU
@@ -74,14 +74,15 @@ def _libm(name: str, x: Any) -> Any:
         import torch
 
         if x.device.type == "cpu":
-            return torch.from_numpy(getattr(np, name)(x.detach().numpy()))
-        return getattr(torch, name)(x)
-    return getattr(np, name)(x)
+            result = getattr(np, name)(x.detach().numpy(), out=None if out is None else out.numpy())
+            return torch.from_numpy(result) if out is None else out
+        return getattr(torch, name)(x, out=out)
+    return getattr(np, name)(x, out=out)
 
 
-def sqrt(x: Any) -> Any:
+def sqrt(x: Any, out: Any = None) -> Any:
     """Correctly rounded square root (see :func:`_libm`)."""
-    return _libm("sqrt", x)
+    return _libm("sqrt", x, out)
 
 
 def arccos(x: Any) -> Any:
@@ -114,6 +115,22 @@ def amin_per_item(x: Any) -> Any:
     if is_torch(x):
         return flat.amin(dim=1)
     return flat.min(axis=1)
+
+
+def clip_nan_low(x: Any, low: float, high: float, out: Any = None) -> Any:
+    """``x`` clipped to [low, high] with NaN -> ``low``, in two passes.
+
+    ``fmax``/``fmin`` return the other operand when one is NaN, so this is
+    ``where(isnan(x), low, clip(x, low, high))`` without the NaN test.
+    """
+    if is_torch(x):
+        import torch
+
+        bound = torch.tensor(low, dtype=x.dtype, device=x.device)
+        out = torch.fmax(x, bound, out=out)
+        return torch.fmin(out, bound.fill_(high), out=out)
+    out = np.fmax(x, low, out=out)
+    return np.fmin(out, high, out=out)
 
 
 def copy(x: Any) -> Any:

@@ -77,8 +77,9 @@ def _window_sum(src: Any, src_start: int, radius: int, step: int, lo: int, hi: i
             offset += k
     if len(pieces) == 1:  # width 1: the window is the element itself
         return _arrays.copy(pieces[0])
-    out = pieces[0] + pieces[1]
-    for piece in pieces[2:]:
+    # The largest block is a temporary of this call (width >= 2): add into it.
+    out = pieces[0]
+    for piece in pieces[1:]:
         out += piece
     return out
 
@@ -136,16 +137,24 @@ class FlatLayout:
 
 
 def flat_box_sums(
-    flat: Any, layout: FlatLayout, radii: Sequence[int], rows: tuple[int, int] | None = None
+    flat: Any,
+    layout: FlatLayout,
+    radii: Sequence[int],
+    rows: tuple[int, int] | None = None,
+    *,
+    start: int = 0,
 ) -> list[Any]:
     """Box sums of the image in a flat zero-margined buffer, for several radii.
 
     Args:
-        flat: float array [..., layout.length] (see :class:`FlatLayout`); ``layout.pad``
-            must be >= max(radii).
+        flat: float array [..., n]: flat positions ``start .. start + n - 1`` of a
+            buffer in ``layout`` (see :class:`FlatLayout`; the whole buffer by default).
+            It must cover the wanted rows and ``max(radii)`` rows and columns around
+            them; ``layout.pad`` must be >= max(radii).
         layout: the buffer's layout.
         radii: window half-widths; window (2r + 1) x (2r + 1).
         rows: image rows ``(first, stop)`` wanted (default: all).
+        start: flat position of ``flat[..., 0]`` (a band of the buffer).
 
     Returns:
         one float array [..., (stop - first) * layout.row] per radius, in the order
@@ -168,7 +177,7 @@ def flat_box_sums(
     # left of a row are the tail of the previous row in the flat buffer.
     spread = max(radii) - small
     base_lo, base_hi = layout.offset(first_row - spread) - spread, layout.offset(stop_row + spread) + spread
-    across = _window_sum(flat, 0, small, 1, base_lo - small * row, base_hi + small * row)
+    across = _window_sum(flat, start, small, 1, base_lo - small * row, base_hi + small * row)
     base = _window_sum(across, base_lo - small * row, small, row, base_lo, base_hi)
     sums = []
     for radius in radii:
@@ -183,7 +192,7 @@ def flat_box_sums(
             sums.append(_window_sum(grid_across, lo - reach, half_k, small_width * row, lo, hi))
         else:
             reach = radius * row
-            wide = _window_sum(flat, 0, radius, 1, lo - reach, hi + reach)
+            wide = _window_sum(flat, start, radius, 1, lo - reach, hi + reach)
             sums.append(_window_sum(wide, lo - reach, radius, row, lo, hi))
     return sums
 

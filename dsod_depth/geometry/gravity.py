@@ -120,6 +120,7 @@ def _gravity_sparse(nn: np.ndarray, stages: tuple[tuple[float, int], ...]) -> np
     y = np.array([0.0, 1.0, 0.0])
     a = np.zeros((3, 3))
     weight = None  # int8 [P]: +1 perpendicular set, -1 parallel set, 0 neither
+    full_sim = np.empty(nn.shape[1])  # |n . y| of every normal, reused by each full pass
     for thresh_deg, iterations in stages:
         cos_t, sin_t = math.cos(math.radians(thresh_deg)), math.sin(math.radians(thresh_deg))
         ref_y, ref_sim, candidates = None, None, None
@@ -132,7 +133,7 @@ def _gravity_sparse(nn: np.ndarray, stages: tuple[tuple[float, int], ...]) -> np
                 sim = np.abs(y @ candidate_nn)  # [K]
                 index = candidates
             else:
-                sim = np.abs(y @ nn)  # [P]
+                sim = np.abs(np.matmul(y, nn, out=full_sim), out=full_sim)  # [P]
                 ref_y, ref_sim, candidates = y, sim, None
                 index = slice(None)
             new_weight = (sim < sin_t).view(np.int8) - (sim > cos_t).view(np.int8)
@@ -155,13 +156,16 @@ def _gravity_sparse(nn: np.ndarray, stages: tuple[tuple[float, int], ...]) -> np
 def _weighted_gram(nn: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``(nn * weight) @ nn.T`` for nn [3, P], weight [P] -> [3, 3].
 
-    Six dot products: BLAS is much slower on a 3 x P x 3 matrix product.
+    Six dot products: BLAS is much slower on a 3 x P x 3 matrix product. One
+    weighted row at a time: no [3, P] temporary.
     """
-    weighted = nn * weight.astype(nn.dtype)  # [3, P]
+    w = weight.astype(nn.dtype)  # [P]
+    weighted = np.empty_like(w)  # row i of nn * w
     a = np.empty((3, 3))
     for i in range(3):
+        np.multiply(nn[i], w, out=weighted)
         for j in range(i, 3):
-            a[i, j] = a[j, i] = weighted[i] @ nn[j]
+            a[i, j] = a[j, i] = weighted @ nn[j]
     return a
 
 
@@ -218,10 +222,29 @@ def height_above_floor(
     Returns:
         float [B, H, W] heights above the floor.
     """
-    xp = _arrays.namespace(x)
-    r = rotation[:, :, 1, None, None]  # column 1 of R = row 1 of R^T: [B, 3] -> [B, 3, 1, 1]
-    h = -(r[:, 0] * x + r[:, 1] * y + r[:, 2] * z)
-    lowest = _arrays.amin_per_item(h)
+    h = heights_along_gravity(x, y, z, rotation)
+    return h - floor_height(h, floor_rule)[:, None, None]
+
+
+def heights_along_gravity(x: Any, y: Any, z: Any, rotation: Any) -> Any:
+    """``h = -(R^T p)_y``: height of each point relative to the camera, up positive.
+
+    Args:
+        x, y, z: float [B, ...] camera-frame points; rotation: float [B, 3, 3].
+
+    Returns:
+        float [B, ...] in the unit of the points.
+    """
+    r = rotation[:, :, 1].reshape(*rotation.shape[:2], *([1] * (x.ndim - 1)))  # column 1 of R: [B, 3, 1, ...]
+    return -(r[:, 0] * x + r[:, 1] * y + r[:, 2] * z)
+
+
+def floor_height(heights: Any, floor_rule: tuple[float, float] = FLOOR_RULE_CM) -> Any:
+    """The floor's height per frame: the lowest of ``heights`` [B, ...], or the assumed floor -> [B].
+
+    See :func:`height_above_floor` for the rule.
+    """
+    xp = _arrays.namespace(heights)
+    lowest = _arrays.amin_per_item(heights)
     threshold, assumed = floor_rule
-    lowest = xp.where(lowest > threshold, assumed, lowest)
-    return h - lowest[:, None, None]
+    return xp.where(lowest > threshold, assumed, lowest)

@@ -97,7 +97,9 @@ def least_squares_terms(z_cm: Any, valid: Any, x_cm: Any, y_cm: Any, out: Any = 
     return terms
 
 
-def normals_from_sums(sums: Sequence[Any], out: Any, *, undefined_as_zero: bool = False) -> Any:
+def normals_from_sums(
+    sums: Sequence[Any], out: Any, *, undefined_as_zero: bool = False, scratch: Sequence[Any] | None = None
+) -> Any:
     """Unit plane normals from the box-summed terms (unoriented).
 
     Args:
@@ -107,25 +109,43 @@ def normals_from_sums(sums: Sequence[Any], out: Any, *, undefined_as_zero: bool 
             NaN (what the gravity estimate wants: it then adds nothing to its sums).
             This also covers a normal whose squared length underflows to 0, which
             would otherwise come out with infinite components (as in MATLAB).
+        scratch: optional 8 float arrays shaped like ``sums[0]`` to work in (every
+            operation then writes into memory that is already in the cache).
 
     Returns:
         ``out``: ``adj(A^T A) A^T b`` normalised; NaN (or 0) where it is zero.
     """
     a1, a2, a3, a4, a5, a6, b1, b2, b3 = sums
     xp = _arrays.namespace(a1)
+    if scratch is None:
+        scratch = [_arrays.empty(a1, tuple(a1.shape)) for _ in range(8)]
+    c11, c12, c13, c22, c23, c33, t, norm = scratch
+    mul, sub, add = xp.multiply, xp.subtract, xp.add
     # Cofactors of the symmetric 3x3 A^T A = [[a1 a2 a3] [a2 a4 a5] [a3 a5 a6]]
-    # (MATLAB invertIt). -(p - q) is written q - p: the same number in IEEE arithmetic.
-    c11 = a4 * a6 - a5 * a5
-    c12 = a3 * a5 - a2 * a6
-    c13 = a2 * a5 - a3 * a4
-    c22 = a1 * a6 - a3 * a3
-    c23 = a2 * a3 - a1 * a5
-    c33 = a1 * a4 - a2 * a2
+    # (MATLAB invertIt), each p * q - r * s. -(p - q) is written q - p: the same
+    # number in IEEE arithmetic.
+    for c, (p, q, r, s) in (
+        (c11, (a4, a6, a5, a5)),
+        (c12, (a3, a5, a2, a6)),
+        (c13, (a2, a5, a3, a4)),
+        (c22, (a1, a6, a3, a3)),
+        (c23, (a2, a3, a1, a5)),
+        (c33, (a1, a4, a2, a2)),
+    ):
+        mul(p, q, out=c)
+        mul(r, s, out=t)
+        sub(c, t, out=c)
+    # n = (c_1 b1 + c_2 b2) + c_3 b3, component by component.
+    for k, (p, q, r) in enumerate(((c11, c12, c13), (c12, c22, c23), (c13, c23, c33))):
+        n = out[:, k]
+        mul(p, b1, out=n)
+        add(n, mul(q, b2, out=t), out=n)
+        add(n, mul(r, b3, out=t), out=n)
     n0, n1, n2 = out[:, 0], out[:, 1], out[:, 2]
-    xp.add(c11 * b1 + c12 * b2, c13 * b3, out=n0)
-    xp.add(c12 * b1 + c22 * b2, c23 * b3, out=n1)
-    xp.add(c13 * b1 + c23 * b2, c33 * b3, out=n2)
-    norm = _arrays.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
+    mul(n0, n0, out=norm)
+    add(norm, mul(n1, n1, out=t), out=norm)
+    add(norm, mul(n2, n2, out=t), out=norm)
+    _arrays.sqrt(norm, out=norm)
     if undefined_as_zero:
         norm = xp.where(norm > 0, norm, float("inf"))  # 0 / inf = 0
     out /= norm[:, None]
@@ -157,32 +177,110 @@ def orient_normals(n: Any, x_cm: Any, y_cm: Any, z_cm: Any) -> Any:
 class BandedNormals:
     """Gupta normals of one image batch, computed band by band in the flat layout.
 
-    The terms live in one flat buffer (:class:`FlatLayout`, margin = the largest
-    radius) and are formed just ahead of the band that needs them; box sums and
-    solves run on bands of rows. Results do not depend on the band height, but
-    bands whose arrays stay in the CPU cache are several times faster on one core.
+    Everything per pixel is formed for one band at a time, in the flat layout
+    (:class:`FlatLayout`, margin = the largest radius): the points and the nine
+    terms of the grid rows a band's windows cover (kept in a rolling buffer, so
+    the halo rows shared with the previous band are moved, not recomputed), then
+    the box sums and the solves of the band's rows. Results do not depend on the
+    band height, but bands whose arrays stay in the CPU cache are several times
+    faster on one core, and no whole-image buffer of terms is ever allocated
+    (fresh memory pages cost more than the terms themselves).
 
     Args:
-        z_cm, x_cm, y_cm: float [B, rows, row] points in the flat grid (see
-            :meth:`FlatLayout.grid`; zero depth in the margins).
-        valid: bool [B, rows, row], False at missing pixels and in the margins.
-        layout: the flat layout; ``layout.pad`` >= every radius used.
+        depth_m: float [B, H, W] depth in metres, 0 = missing.
+        valid: bool [B, H, W] pixels that may enter the fits (besides depth > 0), or None.
+        fx, fy, cx, cy: floats or per-frame arrays [B, 1, 1] (pixels, 0-based).
+        layout: the flat layout of [H, W]; ``layout.pad`` >= every radius used.
+        cm_round_trip: take z as ``((100 d) / 100) * 100`` instead of ``100 d``
+            (rgbdutils ``computeNormalsSquareSupport`` receives z / 100 and multiplies
+            by 100 again; the round trip can move z by an ulp).
+        memory: optional flat float array to lay the work buffers in (see
+            :meth:`memory_size`); they are allocated when it is missing or too small.
     """
 
-    def __init__(self, z_cm: Any, valid: Any, x_cm: Any, y_cm: Any, layout: FlatLayout) -> None:
-        batch = z_cm.shape[0]
-        self.layout = layout
-        self._inputs = [a.reshape(batch, layout.length) for a in (z_cm, valid, x_cm, y_cm)]  # -> [B, L]
-        self.terms = _arrays.empty(z_cm, (batch, NUM_TERMS, layout.length))
-        self._ready = 0  # terms are computed for flat positions [0, _ready)
+    # Rows of the rolling buffer: the nine terms, then the unmasked points x, y, z (cm).
+    _POINTS = slice(NUM_TERMS, NUM_TERMS + 3)
 
-    def _terms_until(self, stop: int) -> None:
-        stop = min(stop, self.layout.length)
-        if stop > self._ready:
-            span = slice(self._ready, stop)
-            z, valid, x, y = (a[:, span] for a in self._inputs)
-            least_squares_terms(z, valid, x, y, out=self.terms[:, :, span])
-            self._ready = stop
+    def __init__(
+        self,
+        depth_m: Any,
+        valid: Any,
+        fx: Any,
+        fy: Any,
+        cx: Any,
+        cy: Any,
+        layout: FlatLayout,
+        *,
+        cm_round_trip: bool = False,
+        memory: Any = None,
+    ) -> None:
+        self.layout = layout
+        self._memory, self._memory_used = memory, 0
+        self._depth, self._valid = depth_m, valid
+        self._camera = (fx, fy, cx, cy)
+        self._round_trip = cm_round_trip
+        self._buffer = None  # float [B, 12, capacity * row]: grid rows [_start, _stop) of the layout
+        self._scratch = None  # float [8, B, band size]: work space of the solves
+        self._start = self._stop = 0
+
+    @staticmethod
+    def memory_size(layout: FlatLayout, batch: int, band_rows: int, reach: int) -> int:
+        """Values of ``memory`` that bands of ``band_rows`` rows and windows of radius <= ``reach`` use."""
+        span_rows = band_rows + 2 * reach + 2
+        return batch * ((NUM_TERMS + 3) * span_rows + 8 * band_rows) * layout.row
+
+    def _allocate(self, shape: tuple[int, ...]) -> Any:
+        """A float array of ``shape``: the next unused part of ``memory`` when it has room."""
+        count = 1
+        for n in shape:
+            count *= n
+        memory, used = self._memory, self._memory_used
+        if memory is not None and memory.shape[0] >= used + count:
+            self._memory_used += count
+            return memory[used : used + count].reshape(shape)  # [count] -> shape
+        return _arrays.empty(self._depth, shape)
+
+    def _grid_rows(self, first: int, stop: int, out: Any) -> None:
+        """Terms and points of layout grid rows [first, stop) into ``out`` [B, 12, (stop - first) * row]."""
+        layout = self.layout
+        batch, row = self._depth.shape[0], layout.row
+        z = _arrays.zeros(self._depth, (batch, stop - first, row))  # [B, n, row]; zero in the margins
+        ok = _arrays.zeros(z, (batch, stop - first, row)) > 0  # all False
+        top = layout.pad + 1  # grid row of image row 0
+        v0, v1 = max(first - top, 0), min(stop - top, layout.height)  # image rows inside
+        if v0 < v1:
+            rows = slice(v0 + top - first, v1 + top - first)
+            z_cm = self._depth[:, v0:v1] * 100.0
+            z[:, rows, : layout.width] = (z_cm / 100.0) * 100.0 if self._round_trip else z_cm
+            ok[:, rows, : layout.width] = True if self._valid is None else self._valid[:, v0:v1]
+            ok &= z > 0
+        x, y = point_cloud_cm(z, *self._camera, first_row=first - top)
+        flat = [a.reshape(batch, -1) for a in (z, ok, x, y)]  # [B, n, row] -> [B, n * row]
+        least_squares_terms(flat[0], flat[1], flat[2], flat[3], out=out[:, :NUM_TERMS])
+        for k, a in enumerate((flat[2], flat[3], flat[0])):
+            out[:, NUM_TERMS + k] = a
+
+    def _span(self, first: int, stop: int) -> Any:
+        """Terms and points of grid rows [first, stop), float [B, 12, (stop - first) * row].
+
+        Bands move down the image: the rows shared with the previous span are
+        moved to the front of the buffer instead of computed again.
+        """
+        row = self.layout.row
+        keep = max(0, min(self._stop, stop) - first) if first >= self._start else 0
+        old, shift = self._buffer, (first - self._start) * row
+        size, kept = (stop - first) * row, keep * row
+        if old is None or old.shape[-1] < size:
+            self._buffer = self._allocate((self._depth.shape[0], NUM_TERMS + 3, size))
+            if kept:
+                self._buffer[..., :kept] = old[..., shift : shift + kept]
+        elif kept and shift:
+            moved = old[..., shift : shift + kept]
+            old[..., :kept] = _arrays.copy(moved) if shift < kept else moved  # overlapping ranges: copy first
+        if first + keep < stop:
+            self._grid_rows(first + keep, stop, self._buffer[..., kept:size])
+        self._start, self._stop = first, stop
+        return self._buffer[..., :size]
 
     def band(
         self,
@@ -190,21 +288,31 @@ class BandedNormals:
         radii: Sequence[int],
         undefined_as_zero: Sequence[bool],
         outs: Sequence[Any] | None = None,
-    ) -> list[Any]:
-        """Unoriented unit normals of image rows ``rows = (top, bottom)``.
+    ) -> tuple[list[Any], Any]:
+        """Unoriented unit normals of image rows ``rows = (top, bottom)``, and their points.
 
         Args:
             outs: optional arrays to write the normals into, one per radius (e.g. the band's
                 slice of a whole-image buffer, which saves a copy).
 
         Returns:
-            one float [B, 3, (bottom - top) * layout.row] per radius: the band's
-            rows in the flat layout (margin columns unspecified).
+            (normals, points): one float [B, 3, (bottom - top) * layout.row] per
+            radius, the band's rows in the flat layout (margin columns
+            unspecified), and the unmasked points x, y, z (cm) of those positions,
+            float [B, 3, (bottom - top) * layout.row] (a view, valid until the next band).
         """
         layout = self.layout
-        self._terms_until(layout.offset(rows[1] + layout.pad + 1))
+        reach = max(radii)  # the windows reach this many rows (and columns) beyond the band
+        # Grid rows covering flat positions [offset(top - reach) - reach, offset(bottom + reach) + reach).
+        first, stop = rows[0] - reach + layout.pad, rows[1] + reach + layout.pad + 2
+        span = self._span(first, stop)
+        start = first * layout.row  # flat position of span[..., 0]
         # One term at a time keeps the working set of the box sums small.
-        per_term = [flat_box_sums(self.terms[:, k], layout, radii, rows) for k in range(NUM_TERMS)]
+        per_term = [flat_box_sums(span[:, k], layout, radii, rows, start=start) for k in range(NUM_TERMS)]
+        size = (rows[1] - rows[0]) * layout.row
+        if self._scratch is None or self._scratch.shape[-1] < size:
+            self._scratch = self._allocate((8, span.shape[0], size))
+        scratch = list(self._scratch[..., :size])
         normals = []
         with _arrays.quiet():  # 0/0 for empty windows (and in margin columns) is expected
             for i, as_zero in enumerate(undefined_as_zero):
@@ -213,8 +321,9 @@ class BandedNormals:
                     out = _arrays.empty(sums[0], (sums[0].shape[0], 3, sums[0].shape[-1]))
                 else:
                     out = outs[i]
-                normals.append(normals_from_sums(sums, out, undefined_as_zero=as_zero))
-        return normals
+                normals.append(normals_from_sums(sums, out, undefined_as_zero=as_zero, scratch=scratch))
+        points = span[:, self._POINTS, layout.offset(rows[0]) - start : layout.offset(rows[1]) - start]
+        return normals, points
 
 
 def surface_normals(
@@ -244,19 +353,16 @@ def surface_normals(
     single = depth.ndim == 2
     d = depth[None] if single else depth  # [H, W] -> [1, H, W]
     d = d.double() if _arrays.is_torch(d) else d.astype("float64")
-    ok = d > 0 if valid is None else ((valid[None] if single else valid) & (d > 0))
+    ok = None if valid is None else (valid[None] if single else valid)
     batch, height, width = d.shape
     layout = FlatLayout(height, width, max(radius, 1))
-    z = layout.grid(layout.pack(d * 100.0))  # [B, rows, row] with zero margins
-    x, y = point_cloud_cm(z, intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy, -layout.pad - 1)
-    solver = BandedNormals(z, layout.grid(layout.pack(ok)), x, y, layout)
+    solver = BandedNormals(d, ok, intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy, layout)
     out = _arrays.empty(d, (batch, 3, height, width))
     step = height if band_rows is None else max(1, band_rows)
     for top in range(0, height, step):
         rows = (top, min(height, top + step))
-        (n,) = solver.band(rows, (radius,), (False,))
-        span = slice(layout.offset(rows[0]), layout.offset(rows[1]))
-        orient_normals(n, *(a.reshape(batch, -1)[:, span] for a in (x, y, z)))
+        (n,), points = solver.band(rows, (radius,), (False,))
+        orient_normals(n, points[:, 0], points[:, 1], points[:, 2])
         out[:, :, rows[0] : rows[1]] = layout.unpack_rows(n)
     # A rank-deficient window can leave a normal whose squared length underflows
     # to 0, i.e. infinite components after the division: report it as undefined.
