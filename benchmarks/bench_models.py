@@ -32,6 +32,7 @@ noisy: medians of interleaved repetitions are reported.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -47,7 +48,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from dsod_depth.models import DETECTORS, build_detector, count_parameters
-from dsod_depth.models.inference import prepare_for_inference
+from dsod_depth.models.inference import pack_convolutions, prepare_for_inference
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_models.json"
 THREADS = 2
@@ -162,29 +163,49 @@ def latency(repeats: int) -> dict:
     }
 
 
+class _SSDNetwork(torch.nn.Module):
+    """torchvision SSD's backbone and head alone: images [N, 3, H, W] → {"bbox_regression", "cls_logits"}."""
+
+    def __init__(self, ssd: torch.nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.head = ssd.backbone, ssd.head
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(images)  # OrderedDict of the six feature maps
+        return self.head(list(features.values()))
+
+
 def forward_latency(repeats: int) -> dict:
     """The headline pairing: the network alone (backbone and heads; no decoding, no NMS, no
     torchvision transform) of ``dsod300`` after ``prepare_for_inference`` against torchvision's
     ``ssd300_vgg16`` (21 classes), both channels-last, batch 1, 300×300, ``THREADS`` threads,
-    interleaved repetitions in one run; medians and minima. Also checks that the prepared DSOD300
-    answers like ``model.eval()`` (float32 rounding)."""
+    interleaved repetitions in one run; medians and minima. Also times, in the same interleaving,
+    ``prepare_for_inference(..., prepack=True)`` (oneDNN-prepacked weights with fused ReLUs, undocumented
+    PyTorch entry points) against the SSD unpacked and against the SSD given the same
+    :func:`~dsod_depth.models.inference.pack_convolutions` (the fair pairing for that option), and checks
+    that both prepared DSOD300s answer like ``model.eval()`` (float32 rounding)."""
     torch.set_num_threads(THREADS)
     dsod = build_detector("dsod300", num_classes=20, in_channels=3).eval()
     fast = prepare_for_inference(dsod)
-    ssd = torchvision_ssd().eval().to(memory_format=torch.channels_last)
+    packed = prepare_for_inference(dsod, prepack=True)
+    ssd = _SSDNetwork(torchvision_ssd().eval().to(memory_format=torch.channels_last)).eval()
     image = torch.rand(1, 3, SIZE, SIZE)
     image_cl = image.contiguous(memory_format=torch.channels_last)
-
-    def ssd_forward():
-        features = ssd.backbone(image_cl)  # OrderedDict of the six feature maps
-        return ssd.head(list(features.values()))
+    ssd_packed = copy.deepcopy(ssd)
+    if packed.info["inference"]["prepack"]:
+        pack_convolutions(ssd_packed, image_cl)
 
     runs = {"dsod300 prepare_for_inference (channels-last)": lambda: fast(image_cl),
-            "torchvision ssd300_vgg16 backbone + head (channels-last)": ssd_forward}  # fmt: skip
+            "torchvision ssd300_vgg16 backbone + head (channels-last)": lambda: ssd(image_cl),
+            "dsod300 prepare_for_inference(prepack) (channels-last)": lambda: packed(image_cl),
+            "torchvision ssd300_vgg16 backbone + head (pack_convolutions)": lambda: ssd_packed(image_cl),
+            }  # fmt: skip
     times = {k: [] for k in runs}
     with torch.no_grad():
-        reference, prepared = dsod(image), fast(image)
-        max_diff = max(float((a - b).abs().max()) for a, b in zip(reference, prepared))
+        reference = dsod(image)
+        max_diff = max(
+            float((a - b).abs().max()) for m in (fast, packed) for a, b in zip(reference, m(image))
+        )
         for run in runs.values():  # warm-up: oneDNN primitives, allocator
             run()
             run()
@@ -195,12 +216,18 @@ def forward_latency(repeats: int) -> dict:
                 times[name].append(time.perf_counter() - start)
     ms = {k: round(1000 * statistics.median(v), 1) for k, v in times.items()}
     fastest = {k: round(1000 * min(v), 1) for k, v in times.items()}
-    ours, theirs = runs
+    ours, theirs, ours_packed, theirs_packed = runs
     return {
         "median_ms": ms, "min_ms": fastest, "repeats": repeats,
         "ratio": round(ms[ours] / ms[theirs], 3),
         "ratio_of_minima": round(fastest[ours] / fastest[theirs], 3),
+        "ratio_prepack": round(ms[ours_packed] / ms[theirs], 3),
+        "ratio_of_minima_prepack": round(fastest[ours_packed] / fastest[theirs], 3),
+        "ratio_both_prepacked": round(ms[ours_packed] / ms[theirs_packed], 3),
+        "ratio_of_minima_both_prepacked": round(fastest[ours_packed] / fastest[theirs_packed], 3),
+        "prepack": packed.info["inference"]["prepack"],
         "max_abs_output_difference_vs_eval": max_diff, "target_ratio": 0.5,
+        "load_average": os.getloadavg()[0],
     }  # fmt: skip
 
 
@@ -362,8 +389,10 @@ def main() -> None:
     print(_table([{"network only (batch 1, 300x300, channels-last)": k, "median ms": v,
                    "min ms": fwd["min_ms"][k]} for k, v in fwd["median_ms"].items()]))  # fmt: skip
     print(f"headline: dsod300 / ssd300_vgg16, both channels-last, network only: {fwd['ratio']} (of the "
-          f"minima {fwd['ratio_of_minima']}; target ≤ 0.5); prepared vs eval outputs differ by at most "
-          f"{fwd['max_abs_output_difference_vs_eval']:.1e}\n")
+          f"minima {fwd['ratio_of_minima']}; target ≤ 0.5; with prepack {fwd['ratio_prepack']}, "
+          f"of the minima {fwd['ratio_of_minima_prepack']}; both prepacked {fwd['ratio_both_prepacked']}, "
+          f"of the minima {fwd['ratio_of_minima_both_prepacked']}); prepared vs eval outputs differ by at "
+          f"most {fwd['max_abs_output_difference_vs_eval']:.1e}\n")
     batch, steps = (2, 2) if args.quick else (8, 6)
     report["training_memory"] = mem = training_memory(batch, steps)
     print(_table([{f"dsod300 train step (batch {batch})": k, "peak RSS MB": mem["peak_rss_mb"][k],
