@@ -84,6 +84,8 @@ def _check_read_depth(case: tuple[str, bytes]) -> None:
         assert metres.dtype == np.float64 and metres.ndim == 2 and np.isfinite(metres).all()
 
 
+# Non-finite values are holes with a counting warning (docs/reliability.md): expected here.
+@pytest.mark.filterwarnings("ignore:.*NaN or infinite; read as holes:UserWarning")
 @pytest.mark.parametrize("max_examples", example_counts(150))
 def test_read_depth_returns_or_raises_kit_error(max_examples):
     check_examples(depth_files(), _check_read_depth, max_examples=max_examples)
