@@ -132,18 +132,7 @@ def latency(repeats: int) -> dict:
     # Its transform builds a fresh NCHW batch; channels-last weights make the convolutions run in NHWC.
     runs["torchvision ssd300_vgg16 (channels-last)"] = lambda: tv_nhwc([image[0]])
     runs["torchvision ssd300_vgg16 (91 classes, NCHW)"] = lambda: tv_coco([image[0]])
-    times = {k: [] for k in runs}
-    with torch.no_grad():
-        for run in runs.values():  # warm-up: oneDNN primitives, allocator
-            run()
-            run()
-        for _ in range(repeats):  # interleaved, so that load from other processes hits all alike
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
-    ms = {k: round(1000 * statistics.median(v), 1) for k, v in times.items()}
-    fastest = {k: round(1000 * min(v), 1) for k, v in times.items()}
+    ms, fastest = _interleaved(runs, repeats)
     fast, naive = ms["dsod300 prepare_for_inference (+ buffer)"], ms["dsod300 as trained (NCHW)"]
     tv_ms = ms["torchvision ssd300_vgg16 (as shipped, NCHW)"]
     tv_cl = ms["torchvision ssd300_vgg16 (channels-last)"]
@@ -175,6 +164,23 @@ class _SSDNetwork(torch.nn.Module):
         return self.head(list(features.values()))
 
 
+def _interleaved(runs: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(median ms, min ms) of each run: two warm-up calls (oneDNN primitives, allocator), then
+    ``repeats`` rounds calling every run once, so that load from other processes hits all alike."""
+    times = {k: [] for k in runs}
+    with torch.no_grad():
+        for run in runs.values():
+            run()
+            run()
+        for _ in range(repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    ms = {k: round(1000 * statistics.median(v), 1) for k, v in times.items()}
+    return ms, {k: round(1000 * min(v), 1) for k, v in times.items()}
+
+
 def forward_latency(repeats: int) -> dict:
     """The headline pairing: the network alone (backbone and heads; no decoding, no NMS, no
     torchvision transform) of ``dsod300`` after ``prepare_for_inference`` against torchvision's
@@ -200,22 +206,12 @@ def forward_latency(repeats: int) -> dict:
             "dsod300 prepare_for_inference(prepack) (channels-last)": lambda: packed(image_cl),
             "torchvision ssd300_vgg16 backbone + head (pack_convolutions)": lambda: ssd_packed(image_cl),
             }  # fmt: skip
-    times = {k: [] for k in runs}
     with torch.no_grad():
         reference = dsod(image)
         max_diff = max(
             float((a - b).abs().max()) for m in (fast, packed) for a, b in zip(reference, m(image))
         )
-        for run in runs.values():  # warm-up: oneDNN primitives, allocator
-            run()
-            run()
-        for _ in range(repeats):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
-    ms = {k: round(1000 * statistics.median(v), 1) for k, v in times.items()}
-    fastest = {k: round(1000 * min(v), 1) for k, v in times.items()}
+    ms, fastest = _interleaved(runs, repeats)
     ours, theirs, ours_packed, theirs_packed = runs
     return {
         "median_ms": ms, "min_ms": fastest, "repeats": repeats,

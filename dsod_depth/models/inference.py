@@ -45,6 +45,17 @@ def _foldable(norm: nn.Module) -> bool:
     return isinstance(norm, nn.BatchNorm2d) and norm.track_running_stats and norm.affine
 
 
+def _successive_units(parent: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
+    """The (first, next) pairs of units inside ``parent`` whose first output feeds the next: a dense
+    layer's bottleneck and 3×3 unit, and neighbours in a ``Sequential``; [] for other modules."""
+    if isinstance(parent, DenseLayer):
+        return [(parent.bottleneck, parent.conv)]
+    if isinstance(parent, nn.Sequential):
+        children = list(parent)
+        return list(zip(children[:-1], children[1:]))
+    return []
+
+
 def fold_batchnorm(module: nn.Module) -> int:
     """Fold, in place, every BatchNorm that directly follows a convolution inside ``module``.
 
@@ -54,13 +65,7 @@ def fold_batchnorm(module: nn.Module) -> int:
         raise ValueError("fold_batchnorm needs an eval-mode module")
     folds = 0
     for parent in list(module.modules()):
-        if isinstance(parent, DenseLayer):
-            pairs = [(parent.bottleneck, parent.conv)]
-        elif isinstance(parent, nn.Sequential):
-            children = list(parent)
-            pairs = list(zip(children[:-1], children[1:]))
-        else:
-            continue
+        pairs = _successive_units(parent)
         for i, (a, b) in enumerate(pairs):
             if isinstance(a, NormReLUConv) and isinstance(b, NormReLUConv) and _foldable(b.norm):
                 # conv(a) → BN(b) → ReLU(b) → conv(b): the BN moves into conv(a).
@@ -264,14 +269,7 @@ def pack_convolutions(module: nn.Module, example: torch.Tensor) -> int:
         hook.remove()
     fused = 0
     for parent in list(module.modules()):
-        if isinstance(parent, DenseLayer):
-            pairs = [(parent.bottleneck, parent.conv)]
-        elif isinstance(parent, nn.Sequential):
-            children = list(parent)
-            pairs = list(zip(children[:-1], children[1:]))
-        else:
-            continue
-        for a, b in pairs:
+        for a, b in _successive_units(parent):
             # conv(a) → folded BN(b) → ReLU(b): the ReLU moves into conv(a).
             units = isinstance(a, NormReLUConv) and isinstance(b, NormReLUConv)
             if units and a.conv in shapes and isinstance(b.norm, nn.Identity) and isinstance(b.relu, nn.ReLU):
