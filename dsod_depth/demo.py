@@ -34,7 +34,6 @@ from dsod_depth.config import (
 from dsod_depth.engine.run_dir import RunDir, read_eval_metrics
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.compare import compare_runs, write_tables
-from dsod_depth.experiments.runs import pending_specs, resolve_matrix
 from dsod_depth.experiments.sweep import run_sweep
 from dsod_depth.fileio import write_text_atomic
 
@@ -160,15 +159,12 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
         "datasets": {"synthrooms": str(store)}, "modalities": list(MODALITIES),
         "inits": ["scratch", f"pretrained:{backbone}"], "seeds": list(range(settings.seeds)),
     }  # fmt: skip
-    matrix_checked, _ = resolve_matrix(matrix)
-    specs = matrix_checked.expand()
-    pending = pending_specs(specs)
-    if not pending:
-        _say(f"3/4 all {len(specs)} detectors done already")
-    else:
-        _say(f"3/4 training {len(pending)} detectors ({settings.iters} steps × batch {settings.batch_size} "
-             f"each), {settings.jobs} at a time")  # fmt: skip
+    count = len(MODALITIES) * 2 * settings.seeds  # modalities × (scratch, RGB-pretrained) × seeds
+    _say(f"3/4 {count} detectors ({settings.iters} steps × batch {settings.batch_size} each), finished "
+         f"ones skipped, {settings.jobs} at a time")  # fmt: skip
     result = run_sweep(matrix, jobs=settings.jobs, progress=progress, log=lambda line: _say(f"    {line}"))
+    if all(o.status == "skipped" for o in result.outcomes):
+        _say(f"3/4 all {count} detectors done already")
     if not result.ok:
         first = result.failed[0] if result.failed else None
         why = f"{first.spec.name}: {first.error}" if first else "interrupted"

@@ -57,6 +57,7 @@ __all__ = [
     "config_differences",
 ]
 
+CONFIG_FILE = "config.yaml"  # what makes a folder a run (compare finds runs by it)
 # The files of an evaluation folder (eval/<split>/), written by engine.evaluator.evaluate.
 GT_FILE, DETECTIONS_FILE, METRICS_FILE = "gt.json", "detections.json", "metrics.json"
 LOCK_NAME = ".lock"
@@ -79,7 +80,7 @@ class RunDir:
 
     @property
     def config(self) -> Path:
-        return self.path / "config.yaml"
+        return self.path / CONFIG_FILE
 
     @property
     def metrics_log(self) -> Path:

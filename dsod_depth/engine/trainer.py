@@ -117,7 +117,6 @@ class Trainer:
     def __init__(self, config: ExperimentConfig, run_dir: Path, *, progress: bool = True) -> None:
         """Builds data, model and optimiser and checks them; writes nothing (see :meth:`open_run`)."""
         self.config, self.folder, self.progress = config, RunDir(run_dir), progress
-        self.run_dir = self.folder.path
         self.device = select_device(config.train.device)
         self.info = dist_utils.init_distributed(self.device.type)
         if self.device.type == "cuda" and self.info.enabled:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dsod_depth.config import ExperimentConfig, load_config
-from dsod_depth.engine.run_dir import RunDir, read_eval_metrics
+from dsod_depth.engine.run_dir import CONFIG_FILE, RunDir, read_eval_metrics
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.naming import (
     canonical_modality,
@@ -54,7 +54,7 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
         if RunDir(path).is_run():
             runs.append(path)
         elif path.is_dir():
-            found = sorted(p.parent for p in path.rglob(RunDir(path).config.name))
+            found = sorted(p.parent for p in path.rglob(CONFIG_FILE))
             if not found:
                 raise KitError(f"{path} holds no run folder (no config.yaml below it); pass run directories")
             runs += found

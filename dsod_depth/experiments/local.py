@@ -26,7 +26,7 @@ from pathlib import Path
 
 from dsod_depth.engine.run_dir import RunDir, RunState, read_map
 from dsod_depth.errors import KitError
-from dsod_depth.experiments.matrix import Matrix, RunSpec
+from dsod_depth.experiments.matrix import RunSpec
 from dsod_depth.experiments.runs import RunOutcome, child_outcome, pending_specs, run_command
 
 __all__ = ["Placement", "plan", "visible_gpus", "run_children"]
@@ -135,7 +135,7 @@ class _Summary:
         self.last = ""
         self.durations: list[float] = []
 
-    def update(self, counts: dict[str, int], *, force: bool = False) -> None:
+    def update(self, counts: dict[str, int]) -> None:
         elapsed = time.monotonic() - self.start
         remaining = counts["running"] + counts["pending"]
         eta = ""
@@ -151,7 +151,7 @@ class _Summary:
         if self.tty:
             sys.stdout.write("\r\033[K" + text)
             sys.stdout.flush()
-        elif key != self.last or force:
+        elif key != self.last:
             self.log(text)
         self.last = key
 
@@ -167,21 +167,22 @@ def _clock(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def run_children(matrix: Matrix, matrix_file: Path, specs: list[RunSpec], placement: Placement, *, log):
+def run_children(matrix_file: Path, specs: list[RunSpec], placement: Placement, *, log):
     """Run every spec in a child process, ``placement.jobs`` at a time; returns (outcomes in matrix
     order, interrupted). Ctrl-C (SIGINT) or SIGTERM: no more runs start, the running ones save and stop."""
     todo = collections.deque(pending_specs(specs))
+    pending = {spec.run_dir for spec in todo}
     outcomes: dict[Path, RunOutcome] = {}
     for spec in specs:
-        if spec not in todo:
+        if spec.run_dir not in pending:
             outcomes[spec.run_dir] = RunOutcome(
                 spec, "skipped", RunState("done"), read_map(RunDir(spec.run_dir), spec.config.data.test_split)
             )
     summary = _Summary(len(specs), placement.jobs, log)
     free = list(range(placement.jobs))
     running: list[_Child] = []
-    stopping: list[int] = []  # signals received; -1 marks "forwarded to the children"
-    stop_at = [0.0]
+    stopping: list[int] = []  # the SIGINT/SIGTERM signals received
+    forwarded_at: float | None = None  # when the first one was passed on to the children
     handlers = {}
 
     def on_signal(signum, frame):  # noqa: ARG001
@@ -214,22 +215,21 @@ def run_children(matrix: Matrix, matrix_file: Path, specs: list[RunSpec], placem
                 reader = threading.Thread(target=_read_lines, args=(process.stdout, tail), daemon=True)
                 reader.start()
                 running.append(_Child(spec, slot, process, report, time.monotonic(), tail, reader))
-            if stopping and len(stopping) == 1:
-                stopping.append(-1)  # forwarded once
-                stop_at[0] = time.monotonic()
+            if stopping and forwarded_at is None:
+                forwarded_at = time.monotonic()
                 log(
                     "stopping: each running run saves a checkpoint at the end of its step (Ctrl-C again "
                     "to stop at once)"
                 )
                 for child in running:
                     _signal(child, signal.SIGINT)
-            elif len(stopping) > 2:
+            elif len(stopping) > 1:  # Ctrl-C again: stop at once
                 for child in running:
                     _signal(child, signal.SIGKILL)
             for child in list(running):
                 code = child.process.poll()
                 if code is None:
-                    if stopping and time.monotonic() - stop_at[0] > _STOP_GRACE_S:
+                    if forwarded_at is not None and time.monotonic() - forwarded_at > _STOP_GRACE_S:
                         _signal(child, signal.SIGKILL)
                     continue
                 child.reader.join(timeout=5)
@@ -242,7 +242,7 @@ def run_children(matrix: Matrix, matrix_file: Path, specs: list[RunSpec], placem
                 if outcome.status == "failed":
                     train_log = RunDir(child.spec.run_dir).train_log
                     log(f"{child.spec.name}: FAILED: {outcome.error} (log: {train_log})")
-            summary.update(_counts(specs, outcomes, running, todo))
+            summary.update(_counts(outcomes, running, todo))
             time.sleep(0.2)
     finally:
         for sig, handler in handlers.items():
@@ -272,7 +272,7 @@ def _outcome(child: _Child, code: int, stop_asked: bool) -> RunOutcome:
     return outcome
 
 
-def _counts(specs, outcomes, running, todo) -> dict[str, int]:
+def _counts(outcomes, running, todo) -> dict[str, int]:
     counts = {"done": 0, "running": len(running), "pending": len(todo), "failed": 0, "held": 0}
     for outcome in outcomes.values():
         if outcome.status in ("trained", "resumed", "evaluated", "skipped"):

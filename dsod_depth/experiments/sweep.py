@@ -113,6 +113,8 @@ def run_sweep(
     if dry_run:
         _dry_run(result, specs, log)
         return result
+    if not placement.in_process and matrix_file is None:
+        raise KitError("a matrix built in code runs with --jobs only when given as a dict or a file")
     log(f"sweep {matrix.name}: running {len(specs)} runs into {matrix.output} ({placement.describe()})")
     if placement.in_process:
         width = len(str(len(specs)))
@@ -120,11 +122,7 @@ def run_sweep(
             head = f"[{index:>{width}}/{len(specs)}] {spec.name}"
             result.outcomes.append(execute_run(spec, progress=progress, log=log, head=head))
     else:
-        if matrix_file is None:
-            raise KitError("a matrix built in code runs with --jobs only when given as a dict or a file")
-        result.outcomes, result.interrupted = local.run_children(
-            matrix, matrix_file, specs, placement, log=log
-        )
+        result.outcomes, result.interrupted = local.run_children(matrix_file, specs, placement, log=log)
     for line in summary_lines(result):
         log(line)
     write_summary(result)
