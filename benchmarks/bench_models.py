@@ -181,6 +181,27 @@ def _interleaved(runs: dict, repeats: int) -> tuple[dict[str, float], dict[str, 
     return ms, {k: round(1000 * min(v), 1) for k, v in times.items()}
 
 
+CONVOLUTION_OPS = ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::_convolution_pointwise",
+                   "mkldnn::_convolution_pointwise")
+
+
+def convolution_share(run, repeats: int = 5) -> tuple[float, float]:
+    """(ms per call spent in convolution kernels, ms per call in all operators) of ``run``, from
+    ``torch.profiler``'s self times: how much of a network's latency is left once every
+    non-convolution operation is gone."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad():
+        run()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(repeats):
+                run()
+    events = prof.key_averages()
+    conv = sum(e.self_cpu_time_total for e in events if e.key in CONVOLUTION_OPS)
+    total = sum(e.self_cpu_time_total for e in events)
+    return conv / 1000 / repeats, total / 1000 / repeats
+
+
 def forward_latency(repeats: int) -> dict:
     """The headline pairing: the network alone (backbone and heads; no decoding, no NMS, no
     torchvision transform) of ``dsod300`` after ``prepare_for_inference`` against torchvision's
@@ -213,7 +234,20 @@ def forward_latency(repeats: int) -> dict:
         )
     ms, fastest = _interleaved(runs, repeats)
     ours, theirs, ours_packed, theirs_packed = runs
+    # Why the ratio sits where it does: the share of each network's time spent in convolutions, and
+    # the ratio that would remain if DSOD300 did nothing but its convolutions.
+    gmacs = {"dsod": multiply_adds(lambda: dsod(image)) / 1e9, "ssd": multiply_adds(lambda: ssd(image)) / 1e9}
+    conv = {"dsod": convolution_share(runs[ours]), "ssd": convolution_share(runs[theirs])}
+    bound = {
+        "gmacs": {k: round(v, 2) for k, v in gmacs.items()},
+        "multiply_add_ratio": round(gmacs["dsod"] / gmacs["ssd"], 3),
+        "convolution_ms": {k: round(c, 1) for k, (c, _) in conv.items()},
+        "convolution_share": {k: round(c / t, 3) for k, (c, t) in conv.items()},
+        "convolution_gmacs_per_s": {k: round(gmacs[k] / (c / 1000), 1) for k, (c, _) in conv.items()},
+        "ratio_with_convolutions_only": round(conv["dsod"][0] / ms[theirs], 3),
+    }
     return {
+        "bound": bound,
         "median_ms": ms, "min_ms": fastest, "repeats": repeats,
         "ratio": round(ms[ours] / ms[theirs], 3),
         "ratio_of_minima": round(fastest[ours] / fastest[theirs], 3),
@@ -388,7 +422,13 @@ def main() -> None:
           f"minima {fwd['ratio_of_minima']}; target ≤ 0.5; with prepack {fwd['ratio_prepack']}, "
           f"of the minima {fwd['ratio_of_minima_prepack']}; both prepacked {fwd['ratio_both_prepacked']}, "
           f"of the minima {fwd['ratio_of_minima_both_prepacked']}); prepared vs eval outputs differ by at "
-          f"most {fwd['max_abs_output_difference_vs_eval']:.1e}\n")
+          f"most {fwd['max_abs_output_difference_vs_eval']:.1e}")
+    b = fwd["bound"]
+    print(f"bound: multiply-adds dsod300 {b['gmacs']['dsod']} G vs ssd300 {b['gmacs']['ssd']} G "
+          f"(ratio {b['multiply_add_ratio']}); convolutions {b['convolution_share']['dsod']:.0%} vs "
+          f"{b['convolution_share']['ssd']:.0%} of the time at {b['convolution_gmacs_per_s']['dsod']} vs "
+          f"{b['convolution_gmacs_per_s']['ssd']} GMAC/s; dsod300's convolutions alone would give "
+          f"{b['ratio_with_convolutions_only']}\n")
     batch, steps = (2, 2) if args.quick else (8, 6)
     report["training_memory"] = mem = training_memory(batch, steps)
     print(_table([{f"dsod300 train step (batch {batch})": k, "peak RSS MB": mem["peak_rss_mb"][k],
