@@ -9,9 +9,10 @@ user errors (:class:`~dsod_depth.errors.KitError`, argument mistakes) become one
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from dsod_depth import __version__
 from dsod_depth.errors import KitError
@@ -131,8 +132,12 @@ def _run_train(args: argparse.Namespace) -> int:
         if not args.config:
             raise KitError("give a config YAML (e.g. experiments/configs/synthrooms/rgb_scratch.yaml)")
         overrides = list(args.overrides)
-        for key, value in (("data.store", args.data), ("train.iters", args.iters),
-                           ("train.checkpoint_every", args.checkpoint_every), ("train.seed", args.seed)):
+        for key, value in (
+            ("data.store", args.data),
+            ("train.iters", args.iters),
+            ("train.checkpoint_every", args.checkpoint_every),
+            ("train.seed", args.seed),
+        ):
             if value is not None:
                 overrides.append(f"{key}={value}")
         config = load_config(args.config, overrides)
@@ -177,6 +182,46 @@ def _run_eval(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- hha
 
 
+def _add_depth_reading(p: argparse.ArgumentParser) -> None:
+    """--depth-format and --depth-scale, as `hha` and `detect` read depth files."""
+    from dsod_depth.inference.frames import DEPTH_FORMATS
+
+    p.add_argument(
+        "--depth-format",
+        choices=DEPTH_FORMATS,
+        default="plain",
+        help="plain: value / S; sun: SUN RGB-D depth PNG; nyu-kinect: NYU raw Kinect .pgm (default plain)",
+    )
+    p.add_argument(
+        "--depth-scale",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stored units per metre for --depth-format plain (default 1000 = mm; 10000 for NYU's HHA demo)",
+    )
+
+
+def _depth_scale(args: argparse.Namespace) -> float:
+    """--depth-scale (default 1000), refused with a format of fixed units."""
+    if args.depth_scale is not None and args.depth_format != "plain":
+        raise KitError(
+            f"--depth-scale applies to --depth-format plain only; {args.depth_format} has fixed units"
+        )
+    return 1000.0 if args.depth_scale is None else args.depth_scale
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Library warnings inside the block printed as one ``warning: ...`` line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                sys.stderr.write(f"warning: {warning.message}\n")
+
+
 def _add_hha(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "hha",
@@ -187,11 +232,9 @@ def _add_hha(sub: argparse._SubParsersAction) -> None:
             "with R, G, B = disparity, height, angle."
         ),
     )
-    p.add_argument("depth", help="filled depth: 16-bit PNG or 2-D .npy (metres = value / S)")
+    p.add_argument("depth", help="filled depth: 16-bit PNG or 2-D .npy (plain: metres = value / S)")
     p.add_argument("--raw", default=None, help="raw depth with 0 at missing pixels (default: DEPTH)")
-    p.add_argument(
-        "--depth-scale", type=float, required=True, metavar="S", help="stored units per metre (1000 for mm)"
-    )
+    _add_depth_reading(p)
     p.add_argument(
         "--camera", required=True, help="'nyu' or FX,FY,CX,CY in pixels with a 0-based principal point"
     )
@@ -200,21 +243,150 @@ def _add_hha(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_hha(args: argparse.Namespace) -> int:
-    from dsod_depth.data.depth_io import read_depth, save_png_atomic
+    import numpy as np
+
+    from dsod_depth.data.depth_io import save_png_atomic
     from dsod_depth.encoders import hha_image
     from dsod_depth.geometry import Intrinsics
+    from dsod_depth.inference.frames import read_depth_file
 
     camera = Intrinsics.parse(args.camera)
-    with warnings.catch_warnings(record=True) as caught:  # each warning as one line, not two
-        warnings.simplefilter("always")
-        depth = read_depth(args.depth, args.depth_scale)
-        raw = read_depth(args.raw, args.depth_scale) if args.raw else None
-    for warning in caught:
-        sys.stderr.write(f"warning: {warning.message}\n")
+    # float64: MATLAB's HHA works in double on the stored values; float32 metres move a few pixels.
+    read = dict(depth_format=args.depth_format, depth_scale=_depth_scale(args), dtype=np.float64)
+    with _warnings_as_lines():
+        depth = read_depth_file(args.depth, **read)
+        raw = read_depth_file(args.raw, **read) if args.raw else None
     image = hha_image(depth, raw, camera)
     save_png_atomic(args.out, image)
     height, width = image.shape[:2]
     print(f"HHA {width}x{height} written to {args.out} (R, G, B = disparity, height, angle)")
+    return 0
+
+
+# --------------------------------------------------------------------------- detect / export
+
+
+def _add_detect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "detect",
+        help="run a trained detector on your own RGB-D frames (COCO detections, figures, point clouds)",
+        description="Run a trained detector on frames from files: each frame is encoded exactly as for "
+        "training (depth in whole millimetres, HHA from the camera, the training normalisation). Writes "
+        "OUT/detections.json (COCO results), OUT/images.json (COCO images, ids 1..N in input order), "
+        "OUT/figures/ and, with --ply, OUT/clouds/. Dataset-specific crops (NYU's border) are not applied.",
+    )
+    p.add_argument(
+        "checkpoint", metavar="RUN_OR_CKPT", help="run directory (checkpoints/last.pt) or checkpoint"
+    )
+    p.add_argument("--out", required=True, help="output folder (created; files in it are replaced)")
+    p.add_argument("--rgb", action="append", default=[], metavar="A", help="colour image (repeatable)")
+    p.add_argument("--depth", action="append", default=[], metavar="B", help="depth image, one per --rgb")
+    p.add_argument("--raw", action="append", default=[], metavar="C",
+                   help="raw (unfilled) depth, one per --depth (--depth is then the filled one)")  # fmt: skip
+    p.add_argument("--input", metavar="FOLDER",
+                   help="FOLDER/rgb/, FOLDER/depth/ [, FOLDER/raw/] paired by file stem, optional "
+                   "FOLDER/intrinsics.txt (SUN RGB-D layout) for all frames")  # fmt: skip
+    p.add_argument("--list", dest="list_file", metavar="FILE",
+                   help="one frame per line: 'rgb depth [raw]', paths relative to FILE")  # fmt: skip
+    _add_depth_reading(p)
+    p.add_argument("--no-fill", action="store_true",
+                   help="do not fill the holes of a depth given without --raw (default: filled, as the "
+                   "datasets' own depth is)")  # fmt: skip
+    p.add_argument("--camera", help="'nyu' or FX,FY,CX,CY in pixels, 0-based principal point (overrides "
+                   "FOLDER/intrinsics.txt); needed by HHA and normals runs")  # fmt: skip
+    p.add_argument("--score", type=float, default=None,
+                   help="keep detections scoring at least this (default: the checkpoint's, 0.01)",
+                   )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N")
+    p.add_argument("--no-figures", action="store_true", help="no figures")
+    p.add_argument(
+        "--ply", action="store_true", help="also write each frame's point cloud (needs the camera)"
+    )
+    p.add_argument("--store", help="prepared store the run was trained on (only for checkpoints written "
+                   "before they recorded their normalisation)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_detect)
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    from dsod_depth.geometry import Intrinsics
+    from dsod_depth.inference.detect import detect_files
+    from dsod_depth.inference.detector import Detector
+    from dsod_depth.inference.frames import frames_from_folder, frames_from_list, frames_from_paths
+
+    sources = [bool(args.rgb or args.depth or args.raw), bool(args.input), bool(args.list_file)]
+    if sum(sources) != 1:
+        raise KitError("give the frames one way: --rgb/--depth [--raw], --input FOLDER or --list FILE")
+    if args.batch_size < 1:
+        raise KitError(f"--batch-size must be ≥ 1, got {args.batch_size}")
+    if args.input:
+        frames, camera = frames_from_folder(args.input)
+    elif args.list_file:
+        frames, camera = frames_from_list(args.list_file)
+    else:
+        frames, camera = frames_from_paths(args.rgb, args.depth, args.raw)
+    if args.camera:
+        camera = Intrinsics.parse(args.camera)
+    detector = Detector.from_checkpoint(args.checkpoint, device=args.device, store=args.store)
+    with _warnings_as_lines():
+        summary = detect_files(
+            detector, frames, args.out, camera=camera, depth_format=args.depth_format,
+            depth_scale=_depth_scale(args), fill=not args.no_fill, score_threshold=args.score,
+            batch_size=args.batch_size, figures=not args.no_figures, ply=args.ply,
+            progress=not args.no_progress,
+        )  # fmt: skip
+    classes = ", ".join(f"{name} {n}" for name, n in summary.per_class.items()) or "none"
+    print(f"{summary.frames} frames, {summary.detections} detections written; score ≥ "
+          f"{summary.figure_score:.2f} per class: {classes}")  # fmt: skip
+    extras = [
+        f"{summary.figures} figures" if summary.figures else "",
+        f"{summary.clouds} clouds" if summary.clouds else "",
+    ]
+    print(f"wrote {summary.out}/detections.json, images.json" + "".join(f", {e}" for e in extras if e))
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained detector to ONNX (with its metadata; optional decoding and NMS in the graph)",
+        description="Export a trained detector to ONNX: input 'images' [N, C, H, W] normalised as the "
+        "checkpoint records; outputs 'loc', 'conf' and 'priors', or with --postprocess the decoded "
+        "detections. Classes, modality, channel order, normalisation and input size go into the model's "
+        "metadata. Checked against PyTorch in onnxruntime before it is written. Needs "
+        "pip install 'dsod-depth[export]'.",
+    )
+    p.add_argument(
+        "checkpoint", metavar="RUN_OR_CKPT", help="run directory (checkpoints/last.pt) or checkpoint"
+    )
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
+    p.add_argument("--out", required=True, help="output file, e.g. model.onnx")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--batch", default="dynamic", help="batch size K, or 'dynamic' (default)")
+    p.add_argument("--postprocess", action="store_true",
+                   help="add decoding, score threshold and NMS to the graph (outputs boxes, scores, labels, "
+                   "batch_index, num_detections)")  # fmt: skip
+    p.add_argument("--store", help="prepared store the run was trained on (only for checkpoints written "
+                   "before they recorded their normalisation)")  # fmt: skip
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from dsod_depth.inference.detector import Detector
+    from dsod_depth.inference.export import export_detector
+
+    if args.batch == "dynamic":
+        batch = None
+    elif args.batch.isdigit() and int(args.batch) > 0:
+        batch = int(args.batch)
+    else:
+        raise KitError(f"--batch must be a positive integer or 'dynamic', got {args.batch!r}")
+    detector = Detector.from_checkpoint(args.checkpoint, device="cpu", store=args.store)
+    report = export_detector(detector, args.out, opset=args.opset, batch=batch, postprocess=args.postprocess)
+    print(f"wrote {report['path']} ({detector.modality} {detector.record['build']['name']}, input "
+          f"{report['input']}, outputs {', '.join(report['outputs'])}); onnxruntime agrees with PyTorch "
+          f"(max difference {report['max_difference']:.1e})")  # fmt: skip
     return 0
 
 
@@ -245,9 +417,11 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     summary = pretrain(load_config(args.config, overrides), args.out, progress=not args.no_progress)
     acc = summary["test_accuracy"]
     acc_text = "n/a (no test crops)" if acc is None else f"{acc:.3f}"
-    print(f"pretrained {summary['model']} on {summary['train_crops']} {summary['modality']} crops for "
-          f"{summary['steps']} steps; test crop accuracy {acc_text}; "
-          f"weights in {args.out}/checkpoints/last.pt")
+    print(
+        f"pretrained {summary['model']} on {summary['train_crops']} {summary['modality']} crops for "
+        f"{summary['steps']} steps; test crop accuracy {acc_text}; "
+        f"weights in {args.out}/checkpoints/last.pt"
+    )
     return 0
 
 
@@ -468,6 +642,8 @@ _COMMANDS = [
     _add_pretrain,
     _add_evaluate,
     _add_hha,
+    _add_detect,
+    _add_export,
     _add_visualize,
     _add_sweep,
     _add_compare,

@@ -40,6 +40,7 @@ from dsod_depth.fileio import write_text_atomic
 MODALITIES = ("rgb", "depth", "hha", "rgb+hha")  # channel groups fed to the network (config form)
 DEPTH_MODALITIES = ("depth", "hha")  # depth-based: no colour at all
 PRETRAINED_INIT = "rgb-pretrained"
+DETECT_FRAMES = 6  # test frames written as plain files for the README's `detect` example
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def _say(message: str) -> None:
 
 def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) -> dict[str, Any]:
     """Run the demo into ``out``; returns {"rows": results, "table": markdown, "report": path}."""
+    from dsod_depth.data.frame_files import write_frame_files
     from dsod_depth.data.prepare import prepare_synthrooms
     from dsod_depth.engine.pretrain import pretrain
 
@@ -139,6 +141,9 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
         store, num_train=settings.num_train, num_test=settings.num_test, size=settings.frame_size,
         seed=0, workers=settings.workers, progress=progress,
     )  # fmt: skip
+
+    # A few test frames as plain files (rgb/, depth/, raw/, intrinsics.txt) for `dsod-depth detect`.
+    write_frame_files(store, "test", out / "frames", indices=range(min(DETECT_FRAMES, settings.num_test)))
 
     backbone_dir = out / "pretrain_rgb"
     backbone = RunDir(backbone_dir).last

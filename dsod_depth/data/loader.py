@@ -28,8 +28,18 @@ from torch.utils.data import DataLoader, Dataset
 from dsod_depth.data.store import load_prepared
 from dsod_depth.data.transforms import Resize, SSDAugment, TensorSample
 from dsod_depth.errors import KitError
+from dsod_depth.geometry.camera import Intrinsics
 
-__all__ = ["DetectionDataset", "parse_modality", "collate", "worker_init_fn", "make_loader", "STORED_GROUPS"]
+__all__ = [
+    "DetectionDataset",
+    "parse_modality",
+    "group_tensors",
+    "network_input",
+    "collate",
+    "worker_init_fn",
+    "make_loader",
+    "STORED_GROUPS",
+]
 
 STORED_GROUPS = ("rgb", "hha")  # groups read from the store rather than encoded on the fly
 _ALIASES = {"depth": "raw"}  # modality word → encoder name
@@ -54,6 +64,45 @@ def parse_modality(modality: str) -> list[str]:
     if not groups or len(set(groups)) != len(groups):
         raise KitError(f"modality {modality!r} must name each channel group once, e.g. 'rgb+hha'")
     return groups
+
+
+def group_tensors(
+    groups: Sequence[str], arrays: dict[str, np.ndarray], camera: Intrinsics
+) -> dict[str, torch.Tensor]:
+    """The channel groups of one frame as tensors [C, H, W], before any transform.
+
+    ``arrays`` holds what the groups are made from: ``rgb`` uint8 [H, W, 3]; ``hha`` uint8 [H, W, 3]
+    when computed beforehand (at preparation); for every other group ``depth`` and ``raw_depth``,
+    float32 [H, W] metres as the store gives them back (whole millimetres), encoded here with
+    ``camera``. RGB stays uint8 (bilinear resampling is fastest on bytes); depth-like groups are
+    float32, the type the network gets (nearest resampling of float32 is also faster than of bytes).
+    Training, evaluation and :class:`~dsod_depth.inference.Detector` all encode a frame through this
+    function.
+    """
+    from dsod_depth.encoders import encode
+
+    images: dict[str, torch.Tensor] = {}
+    for g in groups:
+        if g == "rgb":  # uint8 [H, W, 3] → [3, H, W]
+            images[g] = torch.from_numpy(arrays[g]).permute(2, 0, 1)
+        elif g in arrays:  # stored uint8 [H, W, 3] → float32 [3, H, W]
+            images[g] = (
+                torch.from_numpy(arrays[g])
+                .permute(2, 0, 1)
+                .to(torch.float32, memory_format=torch.contiguous_format)
+            )  # one pass: converts and lays out channels first
+        else:
+            images[g] = torch.from_numpy(encode(g, arrays["depth"], arrays["raw_depth"], camera))
+    return images
+
+
+def network_input(
+    images: dict[str, torch.Tensor], groups: Sequence[str], mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """The groups (each [C_g, H, W], already resized) concatenated in ``groups`` order and normalised
+    per channel: float32 [C, H, W] = (x − mean) / std, with ``mean``/``std`` float32 [C, 1, 1]."""
+    image = torch.cat([images[g].to(torch.float32) for g in groups])  # [C, H, W]
+    return image.sub_(mean).div_(std)
 
 
 class DetectionDataset(Dataset):
@@ -143,28 +192,13 @@ class DetectionDataset(Dataset):
         return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
     def load(self, index: int) -> TensorSample:
-        """Frame ``index`` with the modality's groups as tensors [C, H, W], before any transform.
-
-        RGB stays uint8 (bilinear resampling is fastest on bytes); depth-like groups are float32,
-        the type the network gets (nearest resampling of float32 is also faster than of bytes).
-        """
-        from dsod_depth.encoders import encode
-
+        """Frame ``index`` with the modality's groups as tensors [C, H, W], before any transform
+        (:func:`group_tensors`)."""
         arrays = self.samples.read(index, self.fields)
         camera = self.samples.camera(index)
-        images: dict[str, torch.Tensor] = {}
-        for g in self.groups:
-            if g == "rgb":  # stored uint8 [H, W, 3] → [3, H, W]
-                images[g] = torch.from_numpy(arrays[g]).permute(2, 0, 1)
-            elif g in arrays:  # stored uint8 [H, W, 3] → float32 [3, H, W]
-                images[g] = torch.from_numpy(arrays[g]).permute(2, 0, 1).to(
-                    torch.float32, memory_format=torch.contiguous_format
-                )  # one pass: converts and lays out channels first
-            else:
-                images[g] = torch.from_numpy(encode(g, arrays["depth"], arrays["raw_depth"], camera))
         boxes, labels, difficult = self.samples.annotations(index)
         return TensorSample(
-            images,
+            group_tensors(self.groups, arrays, camera),
             torch.from_numpy(boxes),
             torch.from_numpy(labels),
             torch.from_numpy(difficult),
@@ -177,8 +211,7 @@ class DetectionDataset(Dataset):
         orig_h, orig_w = sample.size
         sample = self.transform(sample, self.generator(index))
         h, w = sample.size
-        image = torch.cat([sample.images[g].to(torch.float32) for g in self.groups])  # [C, H, W]
-        image.sub_(self._mean).div_(self._std)
+        image = network_input(sample.images, self.groups, self._mean, self._std)  # [C, H, W]
         scale = torch.tensor([w, h, w, h], dtype=torch.float32)
         target = {
             "boxes": sample.boxes / scale,

@@ -53,3 +53,21 @@ def postprocess(
         kept = batched_nms(cand_boxes, scores, labels, nms_threshold)[:keep_top_k]  # sorted by score
         results.append({"boxes": cand_boxes[kept], "scores": scores[kept], "labels": labels[kept]})
     return results
+
+
+def to_frame_pixels(boxes: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised detections → pixels of a ``height`` × ``width`` frame.
+
+    Args:
+        boxes: float [K, 4] xyxy normalised to [0, 1], unclipped (as :func:`postprocess` returns them).
+
+    Returns:
+        (float32 [K, 4] xyxy pixels clipped to the frame, bool [K] True where the clipped box still
+        has positive width and height). Boxes leave the network unclipped; the SSD evaluation
+        scripts clip them to the image before writing pixel boxes, and so does the kit.
+    """
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32, device=boxes.device)
+    pixels = torch.minimum((boxes.float() * scale).clamp(min=0), scale)
+    keep = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])
+    return pixels, keep
+

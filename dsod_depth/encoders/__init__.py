@@ -7,7 +7,14 @@ mean/std computed on the training split.
 """
 
 from dsod_depth.encoders import simple as _simple  # noqa: F401  (registers raw, disparity, jet, normals)
-from dsod_depth.encoders.base import ENCODERS, encode, num_channels, register_encoder, validate_depth
+from dsod_depth.encoders.base import (
+    ENCODERS,
+    encode,
+    needs_camera,
+    num_channels,
+    register_encoder,
+    validate_depth,
+)
 from dsod_depth.encoders.hha import hha_channels, hha_image, hha_image_torch, matlab_uint8
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "hha_image_torch",
     "matlab_uint8",
     "num_channels",
+    "needs_camera",
     "register_encoder",
     "validate_depth",
 ]

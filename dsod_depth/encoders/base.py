@@ -26,6 +26,7 @@ EncoderFn = Callable[[np.ndarray, np.ndarray, Intrinsics], np.ndarray]
 
 ENCODERS: Registry[EncoderFn] = Registry("depth encoder")
 _NUM_CHANNELS: dict[str, int] = {}
+_NEEDS_CAMERA: dict[str, bool] = {}
 
 # Larger values are not metres (a 16-bit PNG read without its depth scale reaches 65535).
 MAX_DEPTH_M = 1000.0
@@ -104,8 +105,12 @@ def validate_depth_tensor(depth: Any, *, what: str = "depth") -> Any:
     return depth.to(torch.float64)
 
 
-def register_encoder(name: str, num_channels: int) -> Callable[[EncoderFn], EncoderFn]:
-    """Register an encoder ``fn(depth, raw_depth, intrinsics) -> float32 [C, H, W]``.
+def register_encoder(
+    name: str, num_channels: int, *, needs_camera: bool = True
+) -> Callable[[EncoderFn], EncoderFn]:
+    """Register an encoder ``fn(depth, raw_depth, intrinsics) -> float32 [C, H, W]``;
+    ``needs_camera=False`` declares that it ignores ``intrinsics`` (so frames without a known camera
+    can be encoded with any :class:`Intrinsics`).
 
     The registered callable validates its inputs first (``raw_depth=None`` means
     "same as depth") and checks the output's shape and dtype.
@@ -128,6 +133,7 @@ def register_encoder(name: str, num_channels: int) -> Callable[[EncoderFn], Enco
 
         ENCODERS.register(name)(encoder)
         _NUM_CHANNELS[name] = num_channels
+        _NEEDS_CAMERA[name] = needs_camera
         return fn
 
     return add
@@ -137,6 +143,12 @@ def num_channels(name: str) -> int:
     """Number of output channels of a registered encoder (KitError for an unknown name)."""
     ENCODERS.get(name)
     return _NUM_CHANNELS[name]
+
+
+def needs_camera(name: str) -> bool:
+    """Whether a registered encoder uses the camera intrinsics (KitError for an unknown name)."""
+    ENCODERS.get(name)
+    return _NEEDS_CAMERA[name]
 
 
 def encode(name: str, depth: Any, raw_depth: Any, intrinsics: Intrinsics) -> np.ndarray:

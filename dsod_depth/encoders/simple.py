@@ -29,13 +29,13 @@ JET_RANGE_M = (0.0, 10.0)
 NORMALS_RADIUS = 3  # 7 x 7 window, as for the HHA angle channel
 
 
-@register_encoder("raw", num_channels=1)
+@register_encoder("raw", num_channels=1, needs_camera=False)
 def encode_raw(depth: np.ndarray, raw_depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """Filled depth in metres: float32 [1, H, W]."""
     return depth[None].astype(np.float32)  # [H, W] -> [1, H, W]
 
 
-@register_encoder("disparity", num_channels=1)
+@register_encoder("disparity", num_channels=1, needs_camera=False)
 def encode_disparity(depth: np.ndarray, raw_depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """Inverse depth in 1/m (depth clamped to >= 1 cm), 0 where depth is 0: float32 [1, H, W]."""
     disparity = np.where(depth > 0, 1.0 / np.maximum(depth, MIN_DISPARITY_DEPTH_M), 0.0)
@@ -50,7 +50,7 @@ def _jet_table() -> np.ndarray:
     return (colormaps["jet"](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).astype(np.float32)
 
 
-@register_encoder("jet", num_channels=3)
+@register_encoder("jet", num_channels=3, needs_camera=False)
 def encode_jet(depth: np.ndarray, raw_depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """Colourised depth: float32 [3, H, W] RGB in 0..255 over ``JET_RANGE_M``; missing = 0."""
     low, high = JET_RANGE_M

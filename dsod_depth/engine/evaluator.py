@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dsod_depth.data.loader import DetectionDataset, collate
-from dsod_depth.detection.postprocess import postprocess
+from dsod_depth.detection.postprocess import postprocess, to_frame_pixels
 from dsod_depth.engine.run_dir import (
     DETECTIONS_FILE,
     GT_FILE,
@@ -72,15 +72,10 @@ def predict(
             loc, conf = model(images)
         for det, target in zip(postprocess(loc, conf, priors, **postprocess_options), targets):
             height, width = (int(v) for v in target["orig_size"])
-            scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-            # Boxes leave the network normalised and unclipped; clip to the frame like the SSD
-            # evaluation scripts before writing pixel boxes.
-            boxes = (det["boxes"].cpu() * scale).clamp(min=0)
-            boxes = torch.minimum(boxes, scale)
-            for box, score, label in zip(boxes.tolist(), det["scores"].tolist(), det["labels"].tolist()):
+            boxes, keep = to_frame_pixels(det["boxes"].cpu(), height, width)
+            scores, labels = det["scores"].cpu()[keep], det["labels"].cpu()[keep]
+            for box, score, label in zip(boxes[keep].tolist(), scores.tolist(), labels.tolist()):
                 x1, y1, x2, y2 = box
-                if x2 <= x1 or y2 <= y1:
-                    continue
                 results.append({
                     "image_id": target["image_id"], "category_id": int(label) + 1,
                     "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score),

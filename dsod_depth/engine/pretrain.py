@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from dsod_depth.config import ExperimentConfig, dump_config, to_dict
 from dsod_depth.data.loader import DetectionDataset
-from dsod_depth.engine.checkpoint import save_checkpoint
+from dsod_depth.engine.checkpoint import dataset_inference_record, save_checkpoint
 from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.run_dir import RunDir, run_lock
 from dsod_depth.engine.schedule import lr_factor
@@ -168,14 +168,15 @@ def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = 
     with run_lock(run, create=True):
         if run.last.exists():  # finished by another process while this one was checking
             raise KitError(f"{run} already holds a pretraining run; choose another --out")
-        return _pretrain_into(run, config, model, train_crops, test_crops, frames, progress=progress)
+        record = dataset_inference_record(detector.info["build"], frames, kind="backbone")
+        return _pretrain_into(run, config, model, train_crops, test_crops, frames, record, progress=progress)
 
 
 def _pretrain_into(
     run: RunDir, config: ExperimentConfig, model: BackboneClassifier, train_crops: ObjectCrops,
-    test_crops: ObjectCrops, frames: DetectionDataset, *, progress: bool,
+    test_crops: ObjectCrops, frames: DetectionDataset, inference: dict[str, Any], *, progress: bool,
 ) -> dict[str, Any]:  # fmt: skip
-    """The loop of :func:`pretrain` in a locked run folder."""
+    """The loop of :func:`pretrain` in a locked run folder; ``inference`` goes into the checkpoint."""
     data = config.data
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.SGD(
@@ -228,6 +229,7 @@ def _pretrain_into(
             "kind": "backbone", "in_channels": frames.in_channels, "modality": frames.modality,
             "class_names": list(frames.class_names), "config": to_dict(config), "accuracy": accuracy,
             "step": step,
+            "inference": inference,
         },
     )  # fmt: skip
     write_text_atomic(run.summary, json.dumps(summary, indent=2) + "\n")

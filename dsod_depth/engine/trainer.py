@@ -37,6 +37,7 @@ from dsod_depth.detection.loss import MultiBoxLoss
 from dsod_depth.engine import distributed as dist_utils
 from dsod_depth.engine.checkpoint import (
     capture_rng_state,
+    dataset_inference_record,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
@@ -138,6 +139,7 @@ class Trainer:
         if config.train.sync_bn and self.info.enabled:
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.priors = self.model.priors.to(self.device)
+        self.inference = dataset_inference_record(self.model.info["build"], self.train_set)
         self.net: torch.nn.Module = self.model
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -184,6 +186,7 @@ class Trainer:
             "in_channels": self.train_set.in_channels,
             "modality": self.train_set.modality,
             "kind": "detector",
+            "inference": self.inference,
             # Results depend on the CPU thread count (reduction order); resume warns when it changes.
             "cpu_threads": torch.get_num_threads(),
         }

@@ -64,7 +64,27 @@ def build_detector(name: str, *, num_classes: int, in_channels: int, **options) 
     for label, value in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise KitError(f"{label} must be a positive integer, got {value!r}")
-    return builder(num_classes=num_classes, in_channels=in_channels, **options)
+    model = builder(num_classes=num_classes, in_channels=in_channels, **options)
+    # How to rebuild this architecture (weights aside): what a checkpoint records for inference.
+    model.info["build"] = build_spec(name, num_classes=num_classes, in_channels=in_channels, **options)
+    return model
+
+
+# Options that say where the first weights come from, not what the network is.
+INIT_OPTIONS = ("init", "weights_path", "first_conv")
+
+
+def build_spec(name: str, *, num_classes: int, in_channels: int, **options) -> dict:
+    """Plain description of an architecture: ``{"name", "num_classes", "in_channels", "options"}``,
+    the initialisation options dropped and tuples made lists, so that
+    ``build_detector(spec["name"], num_classes=..., in_channels=..., **spec["options"])`` rebuilds it
+    (untrained) and the spec fits a ``weights_only`` checkpoint."""
+
+    def plain(value):
+        return [plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+    kept = {k: plain(v) for k, v in sorted(options.items()) if k not in INIT_OPTIONS}
+    return {"name": name, "num_classes": num_classes, "in_channels": in_channels, "options": kept}
 
 
 def detector_options(name: str) -> dict[str, object]:

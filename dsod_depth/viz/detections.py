@@ -30,6 +30,7 @@ __all__ = [
     "detection_figure",
     "detection_figure_size",
     "frame_panels",
+    "image_panels",
     "select_frames",
     "shown_detections",
 ]
@@ -73,30 +74,47 @@ def shown_detections(scores: np.ndarray, score_threshold: float, max_detections:
 
 
 def frame_panels(samples, index: int) -> list[tuple[str, np.ndarray]]:
-    """The images of frame ``index`` of a :class:`~dsod_depth.data.store.PreparedSplit` to draw on.
-
-    Returns ``(row label, uint8 [H, W, 3])`` for each kind the store holds, in the order RGB,
-    colourised depth (the ``jet`` encoder over its fixed range, the same colours the ``jet`` modality
-    feeds a network), HHA. Depth is skipped for colour-only datasets (store attribute ``has_depth``
-    false: their depth is all 0).
-    """
-    from dsod_depth.encoders import encode
-    from dsod_depth.encoders.simple import JET_RANGE_M
-
+    """The images of frame ``index`` of a :class:`~dsod_depth.data.store.PreparedSplit` to draw on
+    (:func:`image_panels` of what the store holds). Depth is skipped for colour-only datasets (store
+    attribute ``has_depth`` false: their depth is all 0)."""
     wanted = [f for f in ("rgb", "depth", "raw_depth", "hha") if f in samples.fields]
     if not samples.attrs.get("has_depth", True):
         wanted = [f for f in wanted if f not in ("depth", "raw_depth")]
     arrays = samples.read(index, wanted)
+    return image_panels(
+        rgb=arrays.get("rgb"), depth=arrays.get("depth"), raw_depth=arrays.get("raw_depth"),
+        hha=arrays.get("hha"), camera=samples.camera(index),
+    )  # fmt: skip
+
+
+def image_panels(
+    *,
+    rgb: np.ndarray | None = None,
+    depth: np.ndarray | None = None,
+    raw_depth: np.ndarray | None = None,
+    hha: np.ndarray | None = None,
+    camera=None,
+) -> list[tuple[str, np.ndarray]]:
+    """``(row label, uint8 [H, W, 3])`` for each image given, in the order RGB, colourised depth (the
+    ``jet`` encoder over its fixed range, the same colours the ``jet`` modality feeds a network), HHA.
+
+    ``rgb``/``hha`` uint8 [H, W, 3]; ``depth``/``raw_depth`` float32 metres [H, W] (raw None = depth);
+    ``camera`` the frame's :class:`~dsod_depth.geometry.Intrinsics` (the jet colours ignore it).
+    """
+    from dsod_depth.encoders import encode
+    from dsod_depth.encoders.simple import JET_RANGE_M
+    from dsod_depth.geometry.camera import Intrinsics
+
     panels = []
-    if "rgb" in arrays:
-        panels.append(("RGB", arrays["rgb"]))
-    if "depth" in arrays:
-        jet = encode("jet", arrays["depth"], arrays["raw_depth"], samples.camera(index))  # float [3, H, W]
+    if rgb is not None:
+        panels.append(("RGB", rgb))
+    if depth is not None:
+        jet = encode("jet", depth, raw_depth, camera or Intrinsics(1.0, 1.0, 0.0, 0.0))  # float [3, H, W]
         low, high = JET_RANGE_M
         image = np.rint(jet).astype(np.uint8).transpose(1, 2, 0)  # [3, H, W] -> [H, W, 3]
         panels.append((f"depth (jet, {low:g}–{high:g} m)", image))
-    if "hha" in arrays:
-        panels.append(("HHA", arrays["hha"]))
+    if hha is not None:
+        panels.append(("HHA", hha))
     return panels
 
 
@@ -105,17 +123,18 @@ def _legend_rows(num_entries: int) -> int:
 
 
 def detection_figure_size(
-    num_panels: int, height: int, width: int, num_legend_entries: int
+    num_panels: int, height: int, width: int, num_legend_entries: int, *, columns: int = 2
 ) -> tuple[int, int]:
     """(width, height) in pixels of :func:`detection_figure` for ``num_panels`` image rows of frames
-    ``height`` × ``width`` pixels and a legend of ``num_legend_entries`` entries.
+    ``height`` × ``width`` pixels and a legend of ``num_legend_entries`` entries, with ``columns`` image
+    columns (2: ground truth and detections; 1: detections only).
 
     Each image is :data:`PANEL_WIDTH` wide and ``round(PANEL_WIDTH * height / width)`` high; around
     them: the title band, the column titles, gaps between rows and columns, and the legend band
     (:data:`LEGEND_COLUMNS` entries per row).
     """
     panel_height = round(PANEL_WIDTH * height / width)
-    fig_width = LEFT + 2 * PANEL_WIDTH + COLUMN_GAP + RIGHT
+    fig_width = LEFT + columns * PANEL_WIDTH + (columns - 1) * COLUMN_GAP + RIGHT
     legend_band = LEGEND_PAD + LEGEND_ROW * _legend_rows(num_legend_entries)
     fig_height = (TITLE_BAND + COLUMN_TITLE_BAND + num_panels * panel_height + (num_panels - 1) * ROW_GAP
                   + legend_band)  # fmt: skip
@@ -157,6 +176,7 @@ def detection_figure(
     title: str,
     score_threshold: float = 0.3,
     max_detections: int = DEFAULT_MAX_DETECTIONS,
+    ground_truth: bool = True,
 ) -> Figure:
     """Ground truth (left) and detections (right) of one frame on each image in ``panels``.
 
@@ -169,6 +189,7 @@ def detection_figure(
         title: the figure title (should name the image id).
         score_threshold: detections scoring below it are not drawn.
         max_detections: at most this many detections are drawn (the highest scores).
+        ground_truth: False draws the detections only, in one column (frames without annotations).
 
     Ground truth marked difficult is drawn dashed. Returns a figure of
     :func:`detection_figure_size` pixels.
@@ -188,21 +209,23 @@ def detection_figure(
     handles = [Patch(facecolor=colors[c], edgecolor=colors[c], label=class_names[c]) for c in drawn]
     if gt_difficult.any():
         handles.append(Line2D([], [], color="grey", linestyle="--", label="difficult (ignored by VOC AP)"))
-    fig_w, fig_h = detection_figure_size(len(panels), height, width, len(handles))
+    columns = 2 if ground_truth else 1
+    fig_w, fig_h = detection_figure_size(len(panels), height, width, len(handles), columns=columns)
     fig = new_figure(fig_w, fig_h)
     panel_h = round(PANEL_WIDTH * height / width)
 
     num_gt = len(gt_labels)
-    column_titles = (
+    column_titles = ((
         f"ground truth: {num_gt} object{'s' if num_gt != 1 else ''}"
         + (f" ({int(gt_difficult.sum())} difficult)" if gt_difficult.any() else ""),
+    ) if ground_truth else ()) + (
         f"detections, score ≥ {score_threshold:.2f}: {len(shown)} drawn of {len(det_scores)}",
-    )
+    )  # fmt: skip
     for row, (label, image) in enumerate(panels):
         if image.shape[:2] != (height, width):
             raise ValueError(f"panel {label!r} is {image.shape[:2]}, expected {(height, width)}")
         top = TITLE_BAND + COLUMN_TITLE_BAND + row * (panel_h + ROW_GAP)  # pixels from the top
-        for col in range(2):
+        for col in range(columns):
             left = LEFT + col * (PANEL_WIDTH + COLUMN_GAP)
             # add_axes takes [left, bottom, width, height] as fractions of the figure.
             bottom = 1 - (top + panel_h) / fig_h
@@ -214,8 +237,10 @@ def detection_figure(
             ax.set_yticks([])
             if col == 0:
                 ax.set_ylabel(label, fontsize=10)
-                _draw_boxes(ax, boxes.gt_boxes, gt_labels, gt_texts, colors, height, width,
-                            dashed=gt_difficult)
+            if col == 0 and ground_truth:
+                _draw_boxes(
+                    ax, boxes.gt_boxes, gt_labels, gt_texts, colors, height, width, dashed=gt_difficult
+                )
             else:
                 _draw_boxes(ax, np.asarray(boxes.det_boxes).reshape(-1, 4)[shown], det_labels, det_texts,
                             colors, height, width)  # fmt: skip

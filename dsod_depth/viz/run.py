@@ -82,7 +82,7 @@ def load_run(run_dir: str | Path, split: str = "test") -> RunEvaluation:
     return RunEvaluation(run_dir, split, config, gt, det, metrics, records)
 
 
-def _file_names(image_ids: list[str]) -> dict[str, str]:
+def file_stems(image_ids: list[str]) -> dict[str, str]:
     """A distinct file stem (no extension) per image id: ids may hold path separators (SUN RGB-D
     folders) or other characters unfit for file names; those become ``_``, and a stem that two ids
     would share gets the frame's position appended."""
@@ -227,7 +227,7 @@ def visualize_run(
         figures.pr = save_figure(pr_figure(curves, title=pr_title, colors=colors), out / "pr_curves.png")
 
         frames = select_frames(len(run.gt.image_ids), num_frames)
-        file_names = _file_names([str(run.gt.image_ids[i]) for i in frames])
+        file_names = file_stems([str(run.gt.image_ids[i]) for i in frames])
         counts = []
         for image in tqdm(frames, desc="figures", unit="frame", disable=not progress, leave=False):
             image_id = str(run.gt.image_ids[image])

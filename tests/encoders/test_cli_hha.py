@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from dsod_depth.cli import main
+from dsod_depth.data.depth_io import read_nyu_raw_depth, read_sun_depth
 from dsod_depth.encoders import hha_image
 from dsod_depth.geometry import Intrinsics
 
@@ -89,6 +90,44 @@ def test_missing_output_folder_and_missing_required_option(depth_png, tmp_path, 
     assert main(["hha", str(path), "--depth-scale", "1000", "--camera", "nyu", "--out", str(out)]) == 2
     assert "output folder does not exist" in _one_error_line(capsys)
     with pytest.raises(SystemExit) as exit_info:
-        main(["hha", str(path), "--camera", "nyu", "--out", str(out)])
+        main(["hha", str(path), "--out", str(out)])
     assert exit_info.value.code == 2
-    assert "--depth-scale" in _one_error_line(capsys)
+    assert "--camera" in _one_error_line(capsys)
+
+
+def test_depth_scale_defaults_to_millimetres(tmp_path, depth_png):
+    path, _ = depth_png
+    outs = [tmp_path / "default.png", tmp_path / "explicit.png"]
+    assert main(["hha", str(path), "--camera", "300,300,63.5,47.5", "--out", str(outs[0])]) == 0
+    argv = [str(path), "--depth-format", "plain", "--depth-scale", "1000", "--camera", "300,300,63.5,47.5"]
+    assert main(["hha", *argv, "--out", str(outs[1])]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(outs[0])), np.asarray(Image.open(outs[1])))
+
+
+@pytest.mark.parametrize(
+    ("name", "depth_format", "read"),
+    [("SUN_depth.png", "sun", read_sun_depth), ("NYU_depth.pgm", "nyu-kinect", read_nyu_raw_depth)],
+)
+def test_sensor_formats_on_real_frames(shared_data, tmp_path, name, depth_format, read):
+    depth = shared_data / "rgbd_samples" / name
+    out = tmp_path / "hha.png"
+    argv = ["hha", str(depth), "--depth-format", depth_format, "--camera", "nyu", "--out", str(out)]
+    assert main(argv) == 0
+    expected = hha_image(read(depth), None, Intrinsics.nyu())
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), expected)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rgbd_samples/SUN_depth.png"], "--depth-format sun"),  # plain is the default
+        (["hha_reference/0.png"], "use --depth-scale 10000"),  # 1000 is the default
+        (["rgbd_samples/SUN_depth.png", "--depth-format", "sun", "--depth-scale", "1000"], "plain only"),
+    ],
+)
+def test_wrong_units_exit_2_with_one_line(shared_data, tmp_path, capsys, args, message):
+    out = tmp_path / "hha.png"
+    argv = ["hha", str(shared_data / args[0]), *args[1:], "--camera", "nyu", "--out", str(out)]
+    assert main(argv) == 2
+    assert message in _one_error_line(capsys)
+    assert not out.exists()

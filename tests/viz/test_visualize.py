@@ -148,9 +148,9 @@ def test_init_label(init, label):
 
 
 def test_file_names_are_safe_and_distinct():
-    from dsod_depth.viz.run import _file_names
+    from dsod_depth.viz.run import file_stems
 
     ids = ["kv1/NYU0001", "kv1_NYU0001", "scene.001", "../x", "  "]
-    names = _file_names(ids)
+    names = file_stems(ids)
     assert names == {"kv1/NYU0001": "kv1_NYU0001", "kv1_NYU0001": "kv1_NYU0001_1", "scene.001": "scene.001",
                      "../x": "x", "  ": "frame"}  # fmt: skip
