@@ -81,9 +81,10 @@ def frame_panels(samples, index: int) -> list[tuple[str, np.ndarray]]:
     if not samples.attrs.get("has_depth", True):
         wanted = [f for f in wanted if f not in ("depth", "raw_depth")]
     arrays = samples.read(index, wanted)
+    camera = samples.camera(index) if "depth" in arrays else None
     return image_panels(
         rgb=arrays.get("rgb"), depth=arrays.get("depth"), raw_depth=arrays.get("raw_depth"),
-        hha=arrays.get("hha"), camera=samples.camera(index),
+        hha=arrays.get("hha"), camera=camera,
     )  # fmt: skip
 
 
