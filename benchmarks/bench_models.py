@@ -18,6 +18,12 @@
   and the step time from one more subprocess (default allocator) that alternates steps of the two.
   "activation peak" = peak − resident set before the first step (weights, batch, libraries).
   Target: ≤ 50 % of the naive peak at ≤ 30 % extra time.
+* onnxruntime: CPU latency of ``dsod300`` (21 classes) exported with
+  :func:`~dsod_depth.inference.export.export_onnx` (network only: loc and conf), batch 1, 300×300,
+  2 intra-op threads, interleaved with the PyTorch ``prepare_for_inference`` model (channels-last) and
+  the plain eval model; skipped when onnx or onnxruntime is not installed.
+* ``dsod-depth detect`` throughput: frames per second of an RGB+HHA ``dsod300`` on 640×480 frames read
+  from files, HHA included.
 * On CUDA, also batch-1 and batch-32 inference throughput with AMP and channels-last.
 
 Usage::
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import platform
@@ -40,6 +47,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,6 +55,7 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
+from dsod_depth.inference.export import export_onnx, onnx_session
 from dsod_depth.models import DETECTORS, build_detector, count_parameters
 from dsod_depth.models.inference import pack_convolutions, prepare_for_inference
 
@@ -261,6 +270,92 @@ def forward_latency(repeats: int) -> dict:
     }  # fmt: skip
 
 
+def onnxruntime_latency(repeats: int) -> dict | None:
+    """``dsod300`` (21 classes) in onnxruntime on CPU (``THREADS`` intra-op threads), the network only
+    (loc and conf of :func:`~dsod_depth.inference.export.export_onnx` without post-processing), against
+    the same weights in PyTorch after ``prepare_for_inference`` (channels-last) and as ``model.eval()``:
+    batch 1, 300×300, interleaved repetitions in one run; medians and minima. None without onnx or
+    onnxruntime."""
+    if not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
+        return None
+    import onnxruntime
+
+    torch.set_num_threads(THREADS)
+    dsod = build_detector("dsod300", num_classes=20, in_channels=3).eval()
+    fast = prepare_for_inference(dsod)
+    image = torch.rand(1, 3, SIZE, SIZE)
+    image_cl = image.contiguous(memory_format=torch.channels_last)
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(dsod, {}, Path(folder) / "dsod300.onnx")
+        session = onnx_session(path, threads=THREADS)  # the file is read; the session keeps no handle
+    feed = {"images": image.numpy()}
+
+    def network():
+        return session.run(["loc", "conf"], feed)  # not the constant priors
+
+    runs = {"dsod300 eval (NCHW)": lambda: dsod(image),
+            "dsod300 prepare_for_inference (channels-last)": lambda: fast(image_cl),
+            f"dsod300 onnxruntime (CPU, {THREADS} threads)": network}  # fmt: skip
+    with torch.no_grad():
+        max_diff = max(float(abs(a - b.numpy()).max()) for a, b in zip(network(), dsod(image)))
+    ms, fastest = _interleaved(runs, repeats)
+    plain, prepared, ort = runs
+    return {
+        "median_ms": ms, "min_ms": fastest, "repeats": repeats, "onnxruntime": onnxruntime.__version__,
+        "ratio_vs_prepared": round(ms[ort] / ms[prepared], 3),
+        "ratio_of_minima_vs_prepared": round(fastest[ort] / fastest[prepared], 3),
+        "ratio_vs_eval": round(ms[ort] / ms[plain], 3),
+        "max_abs_output_difference_vs_eval": max_diff, "load_average": os.getloadavg()[0],
+    }  # fmt: skip
+
+
+def detect_throughput(num_frames: int = 8, batch_size: int = 4) -> dict:
+    """Frames per second of ``dsod-depth detect`` (:func:`~dsod_depth.inference.detect.detect_files`, no
+    figures) with an RGB+HHA ``dsod300`` on 640×480 SynthRooms frames given as files (RGB, depth and
+    raw depth PNGs): reading, HHA from depth and camera, resizing, the network, decoding and NMS,
+    writing the COCO files; ``THREADS`` threads. Also the HHA encoding alone per frame, the part of
+    the time a depth run adds to an RGB one."""
+    from dsod_depth.data.frame_files import write_frame_files
+    from dsod_depth.data.loader import DetectionDataset
+    from dsod_depth.data.prepare import prepare_synthrooms
+    from dsod_depth.encoders import hha_image
+    from dsod_depth.engine.checkpoint import dataset_inference_record
+    from dsod_depth.geometry.camera import read_sunrgbd_intrinsics
+    from dsod_depth.inference.detect import detect_files
+    from dsod_depth.inference.detector import Detector
+    from dsod_depth.inference.frames import frames_from_folder, load_frame
+
+    torch.set_num_threads(THREADS)
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        prepare_synthrooms(root / "store", num_train=2, num_test=num_frames, size=(640, 480), seed=0,
+                           progress=False)  # fmt: skip
+        write_frame_files(root / "store", "test", root / "frames")
+        dataset = DetectionDataset(root / "store", "train", "rgb+hha", SIZE)
+        model = build_detector("dsod300", num_classes=dataset.num_classes, in_channels=6).eval()
+        record = dataset_inference_record(model.info["build"], dataset)
+        detector = Detector(model, record, torch.device("cpu"))
+        frames, camera = frames_from_folder(root / "frames")
+        options = {"camera": camera, "figures": False, "progress": False}
+        detect_files(detector, frames[:batch_size], root / "warm", **options)  # warm-up (oneDNN, allocator)
+        start = time.perf_counter()
+        summary = detect_files(detector, frames, root / "out", batch_size=batch_size, **options)
+        seconds = time.perf_counter() - start
+        arrays = [load_frame(f) for f in frames]
+        k = read_sunrgbd_intrinsics(root / "frames" / "intrinsics.txt")
+        hha_ms = []
+        for _, depth, raw in arrays:
+            t0 = time.perf_counter()
+            hha_image(depth, raw, k)
+            hha_ms.append(1000 * (time.perf_counter() - t0))
+    return {
+        "frames": summary.frames, "batch_size": batch_size, "seconds": round(seconds, 2),
+        "frames_per_s": round(summary.frames / seconds, 2),
+        "hha_ms_per_frame": round(statistics.median(hha_ms), 1),
+        "model": "dsod300 rgb+hha (6 channels), 300x300", "frame_size": "640x480",
+    }  # fmt: skip
+
+
 def _rss_mb(field: str) -> float:
     """VmRSS (current) or VmHWM (peak) of this process in MiB, from /proc; falls back to ru_maxrss.
 
@@ -429,6 +524,20 @@ def main() -> None:
           f"{b['convolution_share']['ssd']:.0%} of the time at {b['convolution_gmacs_per_s']['dsod']} vs "
           f"{b['convolution_gmacs_per_s']['ssd']} GMAC/s; dsod300's convolutions alone would give "
           f"{b['ratio_with_convolutions_only']}\n")
+    report["onnxruntime_latency"] = ort = onnxruntime_latency(repeats=9 if args.quick else 21)
+    if ort is None:
+        print("onnxruntime latency skipped: onnx or onnxruntime not installed "
+              "(pip install 'dsod-depth[export]')\n")  # fmt: skip
+    else:
+        print(_table([{"network only (batch 1, 300x300)": k, "median ms": v, "min ms": ort["min_ms"][k]}
+                      for k, v in ort["median_ms"].items()]))  # fmt: skip
+        print(f"onnxruntime / prepare_for_inference: {ort['ratio_vs_prepared']} (of the minima "
+              f"{ort['ratio_of_minima_vs_prepared']}); / eval: {ort['ratio_vs_eval']}; outputs differ from "
+              f"eval by at most {ort['max_abs_output_difference_vs_eval']:.1e}\n")  # fmt: skip
+    report["detect_throughput"] = thr = detect_throughput(num_frames=4 if args.quick else 8)
+    print(f"detect, dsod300 rgb+hha on 640x480 frames from files (batch {thr['batch_size']}, no figures): "
+          f"{thr['frames_per_s']} frames/s ({thr['frames']} frames in {thr['seconds']} s; HHA alone "
+          f"{thr['hha_ms_per_frame']} ms per frame)\n")  # fmt: skip
     batch, steps = (2, 2) if args.quick else (8, 6)
     report["training_memory"] = mem = training_memory(batch, steps)
     print(_table([{f"dsod300 train step (batch {batch})": k, "peak RSS MB": mem["peak_rss_mb"][k],
