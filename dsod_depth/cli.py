@@ -266,6 +266,15 @@ def _run_hha(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- detect / export
 
 
+def _add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    """RUN_OR_CKPT and --store, as `detect` and `export` load a detector."""
+    p.add_argument(
+        "checkpoint", metavar="RUN_OR_CKPT", help="run directory (checkpoints/last.pt) or checkpoint"
+    )
+    p.add_argument("--store", help="prepared store the run was trained on (only for checkpoints written "
+                   "before they recorded their normalisation)")  # fmt: skip
+
+
 def _add_detect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "detect",
@@ -275,9 +284,7 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
         "OUT/detections.json (COCO results), OUT/images.json (COCO images, ids 1..N in input order), "
         "OUT/figures/ and, with --ply, OUT/clouds/. Dataset-specific crops (NYU's border) are not applied.",
     )
-    p.add_argument(
-        "checkpoint", metavar="RUN_OR_CKPT", help="run directory (checkpoints/last.pt) or checkpoint"
-    )
+    _add_checkpoint_arguments(p)
     p.add_argument("--out", required=True, help="output folder (created; files in it are replaced)")
     p.add_argument("--rgb", action="append", default=[], metavar="A", help="colour image (repeatable)")
     p.add_argument("--depth", action="append", default=[], metavar="B", help="depth image, one per --rgb")
@@ -303,8 +310,6 @@ def _add_detect(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ply", action="store_true", help="also write each frame's point cloud (needs the camera)"
     )
-    p.add_argument("--store", help="prepared store the run was trained on (only for checkpoints written "
-                   "before they recorded their normalisation)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_detect)
 
@@ -357,9 +362,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "metadata. Checked against PyTorch in onnxruntime before it is written. Needs "
         "pip install 'dsod-depth[export]'.",
     )
-    p.add_argument(
-        "checkpoint", metavar="RUN_OR_CKPT", help="run directory (checkpoints/last.pt) or checkpoint"
-    )
+    _add_checkpoint_arguments(p)
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
     p.add_argument("--out", required=True, help="output file, e.g. model.onnx")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
@@ -367,8 +370,6 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--postprocess", action="store_true",
                    help="add decoding, score threshold and NMS to the graph (outputs boxes, scores, labels, "
                    "batch_index, num_detections)")  # fmt: skip
-    p.add_argument("--store", help="prepared store the run was trained on (only for checkpoints written "
-                   "before they recorded their normalisation)")  # fmt: skip
     p.set_defaults(run=_run_export)
 
 

@@ -24,6 +24,7 @@ from dsod_depth.inference.export import (
     run_onnx,
 )
 from dsod_depth.models import build_detector
+from tests.models.randomised import with_random_statistics
 
 pytestmark = pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")),
@@ -49,13 +50,8 @@ def _detector(name: str, in_channels: int, fusion: str = "early", split=(3, 3)) 
     torch.manual_seed(0)
     options = {"fusion": fusion, "late_split": split} if fusion == "late" else {}
     model = build_detector(name, num_classes=NUM_CLASSES, in_channels=in_channels, **options).eval()
+    with_random_statistics(model)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                nn.init.uniform_(m.weight, 0.5, 1.5)
-                nn.init.uniform_(m.bias, -0.2, 0.2)
         _, conf = model(_images(model, 2))
         factor = 1.5 / conf.std()
         for predictor in model.head.conf:  # conv (SSD) or conv → BatchNorm (DSOD): scale the last

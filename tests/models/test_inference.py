@@ -20,25 +20,14 @@ from dsod_depth.models.inference import (
     prepare_for_inference,
 )
 from dsod_depth.models.layers import NormReLUConv
-
-
-def _with_random_statistics(model: nn.Module) -> nn.Module:
-    """Non-trivial BN statistics and affine parameters, as after training."""
-    torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
-            nn.init.uniform_(m.weight, 0.5, 1.5)
-            nn.init.uniform_(m.bias, -0.2, 0.2)
-    return model.eval()
+from tests.models.randomised import with_random_statistics
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("concat", ["cat", "buffer"])
 @pytest.mark.parametrize(("name", "size"), [("dsod_tiny", 160), ("densenet121_dsod", 64)])
 def test_prepared_model_gives_the_same_outputs(name, size, channels_last, concat):
-    model = _with_random_statistics(build_detector(name, num_classes=4, in_channels=2, input_size=size))
+    model = with_random_statistics(build_detector(name, num_classes=4, in_channels=2, input_size=size))
     fast = prepare_for_inference(model, channels_last=channels_last, concat=concat)
     x = torch.randn(2, 2, size, size)
     with torch.no_grad():
@@ -48,7 +37,10 @@ def test_prepared_model_gives_the_same_outputs(name, size, channels_last, concat
     torch.testing.assert_close(fast_conf, conf, rtol=1e-4, atol=1e-4)
     assert torch.equal(fast.priors, model.priors)
     assert fast.info["inference"] == {
-        "channels_last": channels_last, "fold_bn": True, "concat": concat, "prepack": False
+        "channels_last": channels_last,
+        "fold_bn": True,
+        "concat": concat,
+        "prepack": False,
     }
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     assert isinstance(fast.head, FusedMultiBoxHead)
@@ -82,7 +74,7 @@ def test_folds_every_conv_followed_by_batchnorm():
 
 
 def test_channel_affine_reads_strided_slices():
-    norm = _with_random_statistics(nn.BatchNorm2d(6))
+    norm = with_random_statistics(nn.BatchNorm2d(6))
     affine = ChannelAffine(norm)
     buffer = torch.randn(2, 10, 4, 4).contiguous(memory_format=torch.channels_last)
     view = buffer[:, :6]  # not contiguous in any format
@@ -119,7 +111,7 @@ needs_prepack = pytest.mark.skipif(not mkldnn_prepack_available(), reason="oneDN
     ("name", "size"), [("dsod_tiny", 160), ("densenet121_dsod", 64), ("ssd300_vgg16", 300)]
 )
 def test_prepacked_model_gives_the_same_outputs(name, size, channels_last):
-    model = _with_random_statistics(build_detector(name, num_classes=4, in_channels=2, input_size=size))
+    model = with_random_statistics(build_detector(name, num_classes=4, in_channels=2, input_size=size))
     fast = prepare_for_inference(model, channels_last=channels_last, prepack=True)
     assert fast.info["inference"]["prepack"] is True
     assert not any(isinstance(m, nn.Conv2d) for m in fast.modules())
@@ -131,7 +123,7 @@ def test_prepacked_model_gives_the_same_outputs(name, size, channels_last):
 
 @needs_prepack
 def test_pack_convolutions_fuses_each_relu_that_follows_a_folded_convolution():
-    model = _with_random_statistics(build_detector("dsod_tiny", num_classes=4, in_channels=3))
+    model = with_random_statistics(build_detector("dsod_tiny", num_classes=4, in_channels=3))
     fold_batchnorm(model)
     layers = sum(len(b.layers) for b in model.modules() if hasattr(b, "layers") and hasattr(b, "growth_rate"))
     learned = len(model.features.prediction.extras)
