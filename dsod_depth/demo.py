@@ -130,6 +130,7 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
     """Run the demo into ``out``; returns {"rows": results, "table": markdown, "report": path}."""
     from dsod_depth.data.frame_files import write_frame_files
     from dsod_depth.data.prepare import prepare_synthrooms
+    from dsod_depth.data.store import load_prepared
     from dsod_depth.engine.pretrain import pretrain
 
     out = Path(out)
@@ -142,8 +143,10 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
         seed=0, workers=settings.workers, progress=progress,
     )  # fmt: skip
 
-    # A few test frames as plain files (rgb/, depth/, raw/, intrinsics.txt) for `dsod-depth detect`.
-    write_frame_files(store, "test", out / "frames", indices=range(min(DETECT_FRAMES, settings.num_test)))
+    # A few test frames with objects as plain files (rgb/, depth/, raw/, intrinsics.txt) for `detect`.
+    samples, _ = load_prepared(store, "test")
+    busy = [i for i in range(len(samples)) if len(samples.annotations(i)[0]) >= 2][:DETECT_FRAMES]
+    write_frame_files(store, "test", out / "frames", indices=busy)
 
     backbone_dir = out / "pretrain_rgb"
     backbone = RunDir(backbone_dir).last

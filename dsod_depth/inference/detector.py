@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from dsod_depth.errors import KitError
-from dsod_depth.geometry.camera import Intrinsics
+from dsod_depth.geometry.camera import Intrinsics, read_sunrgbd_intrinsics
 
 __all__ = ["Detector", "Prediction"]
 
@@ -57,11 +57,18 @@ class Prediction:
 def _camera(value: Any) -> Intrinsics | None:
     if value is None or isinstance(value, Intrinsics):
         return value
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.endswith(".txt")):
+        return read_sunrgbd_intrinsics(value)  # an intrinsics.txt (SUN RGB-D layout)
     if isinstance(value, str):
         return Intrinsics.parse(value)
-    values = [float(v) for v in value]
+    try:
+        values = [float(v) for v in value]
+    except (TypeError, ValueError):
+        values = []
     if len(values) != 4:
-        raise KitError(f"intrinsics must be an Intrinsics, 'nyu' or (fx, fy, cx, cy); got {value!r}")
+        raise KitError(
+            f"intrinsics must be an Intrinsics, 'nyu', (fx, fy, cx, cy) or an intrinsics.txt; got {value!r}"
+        )
     return Intrinsics(*values)
 
 
@@ -158,12 +165,13 @@ class Detector:
         rgb: np.ndarray | None,
         depth: np.ndarray | None,
         raw_depth: np.ndarray | None,
-        intrinsics: Intrinsics | None,
+        intrinsics: Any,
     ) -> torch.Tensor:
         """One frame → the network input, float32 [C, H_in, W_in] normalised (module docstring).
 
         ``rgb`` uint8 [H, W, 3]; ``depth`` filled and ``raw_depth`` raw depth, float32 metres [H, W]
-        (0 = hole; raw None = the filled depth); ``intrinsics`` the frame's camera.
+        (0 = hole; raw None = the filled depth); ``intrinsics`` the frame's camera, in any form
+        :meth:`predict` takes.
         """
         from dsod_depth.data.loader import group_tensors, network_input
         from dsod_depth.data.preprocess import to_millimetres
@@ -191,6 +199,7 @@ class Detector:
                 f"the images of a frame must have one size; got {sizes} (register depth to colour)"
             )
         height, width = next(iter(shapes.values()))
+        intrinsics = _camera(intrinsics)
         if self.needs_camera and intrinsics is None:
             raise KitError(
                 f"the {self.modality} detector needs the camera intrinsics (HHA and normals are computed "
@@ -250,8 +259,9 @@ class Detector:
             raw_depth: the unfilled depth, same forms. Without it, a ``depth`` with holes is taken as
                 the raw depth and filled (:func:`~dsod_depth.inference.frames.fill_depth`) unless
                 ``fill`` is false.
-            intrinsics: :class:`Intrinsics`, ``"nyu"`` or (fx, fy, cx, cy) with a 0-based principal
-                point; one for all frames or a list. Needed when the modality uses it (HHA, normals).
+            intrinsics: :class:`Intrinsics`, ``"nyu"``, (fx, fy, cx, cy) with a 0-based principal
+                point, or the path of an ``intrinsics.txt`` (SUN RGB-D layout); one for all frames or
+                a list. Needed when the modality uses it (HHA, normals).
             score_threshold: detections below it are dropped (default: the checkpoint's, 0.01).
             batch_size: frames per forward pass.
 
@@ -273,7 +283,7 @@ class Detector:
             for i in range(start, min(start + batch_size, count)):
                 frame = self.read_frame(rgbs[i], depths[i], raws[i], depth_scale=depth_scale,
                                         depth_format=depth_format, fill=fill)  # fmt: skip
-                batch.append(self.encode(*frame, _camera(cameras[i])))
+                batch.append(self.encode(*frame, cameras[i]))
                 sizes.append((frame[1] if frame[0] is None else frame[0]).shape[:2])
             results += self.predict_batch(torch.stack(batch), sizes, score_threshold=score_threshold)
         return results[0] if single else results
