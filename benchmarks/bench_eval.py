@@ -59,11 +59,13 @@ def make_data(num_images: int, num_classes: int, dets_per_image: int, seed: int 
         num_far = dets_per_image - num_near
         xy = rng.uniform(0, 450, (num_far, 2))
         far = np.concatenate([xy, xy + rng.uniform(5, 150, (num_far, 2))], 1)
-        det.append((
-            np.concatenate([near, far]),
-            rng.random(dets_per_image),
-            np.concatenate([near_labels, rng.integers(0, num_classes, num_far)]),
-        ))
+        det.append(
+            (
+                np.concatenate([near, far]),
+                rng.random(dets_per_image),
+                np.concatenate([near_labels, rng.integers(0, num_classes, num_far)]),
+            )
+        )
     return gt, det
 
 
@@ -199,8 +201,12 @@ def main() -> None:
         "max_abs_ap_diff": ap_diff,
         "evaluate_files_s": files_s,
         "evaluate_files_max_abs_ap_diff": files_diff,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "numpy": np.__version__, "cpus": os.cpu_count()},  # fmt: skip
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "cpus": os.cpu_count(),
+        },  # fmt: skip
     }
     write_json_atomic(args.out, report)
 

@@ -105,14 +105,27 @@ def complexity() -> list[dict]:
         model = build_detector(name, num_classes=20, in_channels=3).eval()
         h, w = model.input_size
         x = torch.randn(1, 3, h, w)
-        rows.append({"model": name, "input": f"{h}x{w}", "parameters": count_parameters(model),
-                     "gmacs": round(multiply_adds(lambda m=model, x=x: m(x)) / 1e9, 2),
-                     "priors": int(model.priors.shape[0])})
+        rows.append(
+            {
+                "model": name,
+                "input": f"{h}x{w}",
+                "parameters": count_parameters(model),
+                "gmacs": round(multiply_adds(lambda m=model, x=x: m(x)) / 1e9, 2),
+                "priors": int(model.priors.shape[0]),
+            }
+        )
     tv = torchvision_ssd().eval()
     image = torch.rand(3, SIZE, SIZE)
     gmacs = round(multiply_adds(lambda: tv([image])) / 1e9, 2)
-    rows.append({"model": "torchvision ssd300_vgg16 (21 classes)", "input": "300x300",
-                 "parameters": count_parameters(tv), "gmacs": gmacs, "priors": 8732})
+    rows.append(
+        {
+            "model": "torchvision ssd300_vgg16 (21 classes)",
+            "input": "300x300",
+            "parameters": count_parameters(tv),
+            "gmacs": gmacs,
+            "priors": 8732,
+        }
+    )
     return rows
 
 
@@ -153,7 +166,9 @@ def latency(repeats: int) -> dict:
         # The least disturbed repetition of each, robust when other processes load the machine.
         "ratio_dsod300_vs_ssd300_min": round(
             fastest["dsod300 prepare_for_inference (+ buffer)"]
-            / fastest["torchvision ssd300_vgg16 (as shipped, NCHW)"], 3),
+            / fastest["torchvision ssd300_vgg16 (as shipped, NCHW)"],
+            3,
+        ),
         "ratio_naive_dsod300_vs_ssd300": round(naive / tv_ms, 3),
         "ratio_both_channels_last": round(fast / tv_cl, 3),
         "ratio_vs_91_class_ssd300": round(fast / ms["torchvision ssd300_vgg16 (91 classes, NCHW)"], 3),
@@ -190,8 +205,12 @@ def _interleaved(runs: dict, repeats: int) -> tuple[dict[str, float], dict[str, 
     return ms, {k: round(1000 * min(v), 1) for k, v in times.items()}
 
 
-CONVOLUTION_OPS = ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::_convolution_pointwise",
-                   "mkldnn::_convolution_pointwise")
+CONVOLUTION_OPS = (
+    "aten::mkldnn_convolution",
+    "aten::_slow_conv2d_forward",
+    "aten::_convolution_pointwise",
+    "mkldnn::_convolution_pointwise",
+)
 
 
 def convolution_share(run, repeats: int = 5) -> tuple[float, float]:
@@ -402,8 +421,13 @@ def memory_worker(memory_efficient: bool, batch: int) -> dict:
     for _ in range(2):
         _train_step(model, images)
     peak = _rss_mb("VmHWM")
-    return {"memory_efficient": memory_efficient, "batch": batch, "peak_rss_mb": round(peak),
-            "baseline_rss_mb": round(baseline), "activation_peak_mb": round(peak - baseline)}
+    return {
+        "memory_efficient": memory_efficient,
+        "batch": batch,
+        "peak_rss_mb": round(peak),
+        "baseline_rss_mb": round(baseline),
+        "activation_peak_mb": round(peak - baseline),
+    }
 
 
 def time_worker(batch: int, steps: int) -> dict:
@@ -440,7 +464,9 @@ def training_memory(batch: int, steps: int) -> dict:
     peak = {s: memory[s]["peak_rss_mb"] for s in memory}
     act = {s: memory[s]["activation_peak_mb"] for s in memory}
     return {
-        "batch": batch, "input": f"{SIZE}x{SIZE}", "memory_runs": list(memory.values()),
+        "batch": batch,
+        "input": f"{SIZE}x{SIZE}",
+        "memory_runs": list(memory.values()),
         "step_times_s": {"naive": timed["False"], "memory_efficient": timed["True"]},
         "peak_rss_mb": {"naive": peak[False], "memory_efficient": peak[True]},
         "activation_peak_mb": {"naive": act[False], "memory_efficient": act[True]},
@@ -500,30 +526,47 @@ def main() -> None:
             print(json.dumps(time_worker(int(numbers[0]), int(numbers[1]))))
         return
     torch.set_num_threads(THREADS)
-    report = {"cpu": platform.processor() or platform.machine(), "threads": THREADS,
-              "torch": torch.__version__, "quick": args.quick, "load_average_start": os.getloadavg()[0]}
+    report = {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": THREADS,
+        "torch": torch.__version__,
+        "quick": args.quick,
+        "load_average_start": os.getloadavg()[0],
+    }
     report["complexity"] = complexity()
     print(_table(report["complexity"]), end="\n\n")
     report["latency"] = lat = latency(repeats=5 if args.quick else 15)
-    print(_table([{"model (batch 1, 300x300, decode + NMS)": k, "median ms": v, "min ms": lat["min_ms"][k]}
-                  for k, v in lat["median_ms"].items()]))
-    print(f"dsod300 / ssd300_vgg16: {lat['ratio_dsod300_vs_ssd300']} (of the minima "
-          f"{lat['ratio_dsod300_vs_ssd300_min']}; target ≤ 0.5; naive port "
-          f"{lat['ratio_naive_dsod300_vs_ssd300']}; both channels-last {lat['ratio_both_channels_last']})\n")
+    print(
+        _table(
+            [
+                {"model (batch 1, 300x300, decode + NMS)": k, "median ms": v, "min ms": lat["min_ms"][k]}
+                for k, v in lat["median_ms"].items()
+            ]
+        )
+    )
+    print(
+        f"dsod300 / ssd300_vgg16: {lat['ratio_dsod300_vs_ssd300']} (of the minima "
+        f"{lat['ratio_dsod300_vs_ssd300_min']}; target ≤ 0.5; naive port "
+        f"{lat['ratio_naive_dsod300_vs_ssd300']}; both channels-last {lat['ratio_both_channels_last']})\n"
+    )
     report["forward_latency"] = fwd = forward_latency(repeats=9 if args.quick else 21)
     print(_table([{"network only (batch 1, 300x300, channels-last)": k, "median ms": v,
                    "min ms": fwd["min_ms"][k]} for k, v in fwd["median_ms"].items()]))  # fmt: skip
-    print(f"headline: dsod300 / ssd300_vgg16, both channels-last, network only: {fwd['ratio']} (of the "
-          f"minima {fwd['ratio_of_minima']}; target ≤ 0.5; with prepack {fwd['ratio_prepack']}, "
-          f"of the minima {fwd['ratio_of_minima_prepack']}; both prepacked {fwd['ratio_both_prepacked']}, "
-          f"of the minima {fwd['ratio_of_minima_both_prepacked']}); prepared vs eval outputs differ by at "
-          f"most {fwd['max_abs_output_difference_vs_eval']:.1e}")
+    print(
+        f"headline: dsod300 / ssd300_vgg16, both channels-last, network only: {fwd['ratio']} (of the "
+        f"minima {fwd['ratio_of_minima']}; target ≤ 0.5; with prepack {fwd['ratio_prepack']}, "
+        f"of the minima {fwd['ratio_of_minima_prepack']}; both prepacked {fwd['ratio_both_prepacked']}, "
+        f"of the minima {fwd['ratio_of_minima_both_prepacked']}); prepared vs eval outputs differ by at "
+        f"most {fwd['max_abs_output_difference_vs_eval']:.1e}"
+    )
     b = fwd["bound"]
-    print(f"bound: multiply-adds dsod300 {b['gmacs']['dsod']} G vs ssd300 {b['gmacs']['ssd']} G "
-          f"(ratio {b['multiply_add_ratio']}); convolutions {b['convolution_share']['dsod']:.0%} vs "
-          f"{b['convolution_share']['ssd']:.0%} of the time at {b['convolution_gmacs_per_s']['dsod']} vs "
-          f"{b['convolution_gmacs_per_s']['ssd']} GMAC/s; dsod300's convolutions alone would give "
-          f"{b['ratio_with_convolutions_only']}\n")
+    print(
+        f"bound: multiply-adds dsod300 {b['gmacs']['dsod']} G vs ssd300 {b['gmacs']['ssd']} G "
+        f"(ratio {b['multiply_add_ratio']}); convolutions {b['convolution_share']['dsod']:.0%} vs "
+        f"{b['convolution_share']['ssd']:.0%} of the time at {b['convolution_gmacs_per_s']['dsod']} vs "
+        f"{b['convolution_gmacs_per_s']['ssd']} GMAC/s; dsod300's convolutions alone would give "
+        f"{b['ratio_with_convolutions_only']}\n"
+    )
     report["onnxruntime_latency"] = ort = onnxruntime_latency(repeats=9 if args.quick else 21)
     if ort is None:
         print("onnxruntime latency skipped: onnx or onnxruntime not installed "
@@ -540,12 +583,24 @@ def main() -> None:
           f"{thr['hha_ms_per_frame']} ms per frame)\n")  # fmt: skip
     batch, steps = (2, 2) if args.quick else (8, 6)
     report["training_memory"] = mem = training_memory(batch, steps)
-    print(_table([{f"dsod300 train step (batch {batch})": k, "peak RSS MB": mem["peak_rss_mb"][k],
-                   "activation peak MB": mem["activation_peak_mb"][k], "step s": mem["step_s"][k]}
-                  for k in ("naive", "memory_efficient")]))
-    print(f"memory option: peak {mem['peak_ratio']:.0%} of naive (activations "
-          f"{mem['activation_peak_ratio']:.0%}), time {mem['time_overhead']:+.0%} "
-          "(targets ≤ 50 %, ≤ +30 %)\n")
+    print(
+        _table(
+            [
+                {
+                    f"dsod300 train step (batch {batch})": k,
+                    "peak RSS MB": mem["peak_rss_mb"][k],
+                    "activation peak MB": mem["activation_peak_mb"][k],
+                    "step s": mem["step_s"][k],
+                }
+                for k in ("naive", "memory_efficient")
+            ]
+        )
+    )
+    print(
+        f"memory option: peak {mem['peak_ratio']:.0%} of naive (activations "
+        f"{mem['activation_peak_ratio']:.0%}), time {mem['time_overhead']:+.0%} "
+        "(targets ≤ 50 %, ≤ +30 %)\n"
+    )
     report["gpu"] = gpu = gpu_throughput(repeats=10 if args.quick else 50)
     if gpu:
         print(gpu)

@@ -11,14 +11,17 @@
 Step 3 is a matrix (modality × init × seed) run by the sweep (``sweep --jobs``), step 4 uses
 ``compare`` and ``visualize``. Every step is resumable: rerunning the same command skips what is
 finished. The default budget
-fits about 15 minutes on two CPU cores; ``--full`` trains longer on more frames.
+fits about 15 minutes on two CPU cores; ``--full`` trains longer on more frames. Each step's message
+goes to the ``log`` callable of :func:`run_demo` (the command line prints it with the time of day).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ MODALITIES = ("rgb", "depth", "hha", "rgb+hha")  # channel groups fed to the net
 DEPTH_MODALITIES = ("depth", "hha")  # depth-based: no colour at all
 PRETRAINED_INIT = "rgb-pretrained"
 DETECT_FRAMES = 6  # test frames written as plain files for the README's `detect` example
+_LOGGER = logging.getLogger(__name__)  # run_demo's default log (the command line passes a printing one)
 
 
 @dataclass(frozen=True)
@@ -122,12 +126,18 @@ def pretrain_config(settings: DemoSettings, store: Path) -> ExperimentConfig:
     )
 
 
-def _say(message: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+def run_demo(
+    out: str | Path,
+    settings: DemoSettings,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = _LOGGER.info,
+) -> dict[str, Any]:
+    """Run the demo into ``out``; returns {"rows": results, "table": markdown, "report": path}.
 
-
-def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) -> dict[str, Any]:
-    """Run the demo into ``out``; returns {"rows": results, "table": markdown, "report": path}."""
+    ``log`` receives one message per step (and the sweep's lines, indented); by default an INFO
+    record of this module's logger.
+    """
     from dsod_depth.data.frame_files import write_frame_files
     from dsod_depth.data.prepare import prepare_synthrooms
     from dsod_depth.data.store import load_prepared
@@ -137,7 +147,7 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     store = out / "data" / "synthrooms"
-    _say(f"1/4 generating SynthRooms: {settings.num_train} train + {settings.num_test} test frames → {store}")
+    log(f"1/4 generating SynthRooms: {settings.num_train} train + {settings.num_test} test frames → {store}")
     prepare_synthrooms(
         store, num_train=settings.num_train, num_test=settings.num_test, size=settings.frame_size,
         seed=0, workers=settings.workers, progress=progress,
@@ -151,11 +161,11 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
     backbone_dir = out / "pretrain_rgb"
     backbone = RunDir(backbone_dir).last
     if backbone.is_file():
-        _say(f"2/4 RGB-pretrained backbone already in {backbone_dir}")
+        log(f"2/4 RGB-pretrained backbone already in {backbone_dir}")
     else:
-        _say(f"2/4 pretraining the dsod_tiny backbone on RGB object crops ({settings.pretrain_iters} steps)")
+        log(f"2/4 pretraining the dsod_tiny backbone on RGB object crops ({settings.pretrain_iters} steps)")
         summary = pretrain(pretrain_config(settings, store), backbone_dir, progress=progress)
-        _say(f"    crop classification accuracy on the test split: {summary['test_accuracy']:.3f}")
+        log(f"    crop classification accuracy on the test split: {summary['test_accuracy']:.3f}")
 
     # The detectors are a matrix run through the sweep (its --jobs children share out the cores).
     base = out / "configs" / "detector.yaml"
@@ -168,11 +178,11 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
         "inits": ["scratch", f"pretrained:{backbone}"], "seeds": list(range(settings.seeds)),
     }  # fmt: skip
     count = len(MODALITIES) * 2 * settings.seeds  # modalities × (scratch, RGB-pretrained) × seeds
-    _say(f"3/4 {count} detectors ({settings.iters} steps × batch {settings.batch_size} each), finished "
-         f"ones skipped, {settings.jobs} at a time")  # fmt: skip
-    result = run_sweep(matrix, jobs=settings.jobs, progress=progress, log=lambda line: _say(f"    {line}"))
+    log(f"3/4 {count} detectors ({settings.iters} steps × batch {settings.batch_size} each), finished "
+        f"ones skipped, {settings.jobs} at a time")  # fmt: skip
+    result = run_sweep(matrix, jobs=settings.jobs, progress=progress, log=lambda line: log(f"    {line}"))
     if all(o.status == "skipped" for o in result.outcomes):
-        _say(f"3/4 all {count} detectors done already")
+        log(f"3/4 all {count} detectors done already")
     if not result.ok:
         first = result.failed[0] if result.failed else None
         why = f"{first.spec.name}: {first.error}" if first else "interrupted"
@@ -181,7 +191,7 @@ def run_demo(out: str | Path, settings: DemoSettings, *, progress: bool = True) 
     runs = [(o.spec.run_dir, o.spec.modality, "scratch" if o.spec.init == "scratch" else PRETRAINED_INIT,
              o.spec.seed) for o in result.outcomes]  # fmt: skip
 
-    _say("4/4 comparison table, figures and report")
+    log("4/4 comparison table, figures and report")
     rows = []
     for run_dir, modality, label, seed in runs:
         metrics = read_eval_metrics(RunDir(run_dir), "test")

@@ -124,8 +124,9 @@ def test_missing_libusb_as_root_with_apt_get_installs_it_and_reimports():
 def test_apt_get_install_is_retried_after_one_update():
     retry = Imports(None)
     runner = Runner(100, 0, 0)
-    code, _, err, _ = _run(Imports(LIBUSB_ERROR), retry_import=retry, which=_apt_only, root=True,
-                           runner=runner)
+    code, _, err, _ = _run(
+        Imports(LIBUSB_ERROR), retry_import=retry, which=_apt_only, root=True, runner=runner
+    )
     assert code == 0
     assert runner.commands == [INSTALL, UPDATE, INSTALL]
     assert retry.calls == 1
@@ -136,8 +137,9 @@ def test_apt_get_install_is_retried_after_one_update():
 def test_failing_apt_get_prints_one_line_and_exits_2(statuses):
     retry = Imports(None)
     runner = Runner(*statuses)
-    code, out, err, _ = _run(Imports(LIBUSB_ERROR), retry_import=retry, which=_apt_only, root=True,
-                             runner=runner)
+    code, out, err, _ = _run(
+        Imports(LIBUSB_ERROR), retry_import=retry, which=_apt_only, root=True, runner=runner
+    )
     assert code == 2
     assert runner.commands[0] == INSTALL and UPDATE in runner.commands
     assert retry.calls == 0
@@ -148,8 +150,9 @@ def test_failing_apt_get_prints_one_line_and_exits_2(statuses):
 
 def test_reimport_still_failing_after_install_exits_2_with_one_line():
     retry = Imports("ImportError: libGL.so.1: cannot open shared object file")
-    code, _, err, _ = _run(Imports(LIBUSB_ERROR), retry_import=retry, which=_apt_only, root=True,
-                           runner=Runner(0))
+    code, _, err, _ = _run(
+        Imports(LIBUSB_ERROR), retry_import=retry, which=_apt_only, root=True, runner=Runner(0)
+    )
     assert code == 2
     lines = _lines(err)
     assert len(lines) == 1 and "libGL.so.1" in lines[0]

@@ -1,7 +1,9 @@
 """Data: the sample contract, datasets, the prepared store, joint augmentation and the loader.
 
 ``RGBDSample`` (:mod:`.sample`) is imported eagerly; everything else loads on first use, so that
-importing the package (e.g. for the CLI's list of preparers) does not pull in h5py, torch or Open3D.
+importing the package (e.g. when the CLI builds its parser) does not pull in h5py, torch or Open3D.
+Each dataset is prepared by a plain function ``prepare_<dataset>`` that returns a
+:class:`~dsod_depth.data.summary.PrepareReport`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ _LAZY = {
     "PreparedSplit": "dsod_depth.data.store",
     "write_store": "dsod_depth.data.store_writer",
     "SplitSource": "dsod_depth.data.store_writer",
-    "PREPARERS": "dsod_depth.data.prepare",
+    "PrepareReport": "dsod_depth.data.summary",
     "prepare_synthrooms": "dsod_depth.data.prepare",
+    "prepare_nyudv2": "dsod_depth.data.nyudv2",
+    "prepare_sunrgbd": "dsod_depth.data.sunrgbd",
+    "prepare_voc": "dsod_depth.data.voc",
     "SynthRooms": "dsod_depth.data.synthrooms",
     "SynthRoomsConfig": "dsod_depth.data.synthrooms",
     "TensorSample": "dsod_depth.data.transforms",

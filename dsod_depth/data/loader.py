@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from dsod_depth.data.modality import MODALITY_ALIASES
 from dsod_depth.data.store import load_prepared
 from dsod_depth.data.transforms import Resize, SSDAugment, TensorSample
 from dsod_depth.errors import KitError
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 STORED_GROUPS = ("rgb", "hha")  # groups read from the store rather than encoded on the fly
-_ALIASES = {"depth": "raw"}  # modality word → encoder name
 
 
 def parse_modality(modality: str) -> list[str]:
@@ -53,11 +53,11 @@ def parse_modality(modality: str) -> list[str]:
     from dsod_depth.encoders import ENCODERS
 
     words = [w for w in re.split(r"[+_]", modality.strip().lower()) if w]
-    groups = [_ALIASES.get(w, w) for w in words]
+    groups = [MODALITY_ALIASES.get(w, w) for w in words]
     known = {"rgb", "hha", *ENCODERS.list()}
     for word, group in zip(words, groups):
         if group not in known:
-            choices = ", ".join(sorted(known | set(_ALIASES)))
+            choices = ", ".join(sorted(known | set(MODALITY_ALIASES)))
             raise KitError(
                 f"unknown modality part {word!r} in {modality!r}; choose from {choices} joined by '+'"
             )

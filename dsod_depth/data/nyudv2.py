@@ -14,15 +14,14 @@ object references to uint16 character arrays.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from dsod_depth.data.prepare import PREPARERS, Preparer
 from dsod_depth.data.sample import RGBDSample
+from dsod_depth.data.summary import PrepareReport
 from dsod_depth.errors import KitError
 from dsod_depth.geometry.camera import Intrinsics
 
@@ -299,12 +298,13 @@ def prepare_nyudv2(
     workers: int = 1,
     progress: bool = True,
     compression: str = "lz4",
-) -> dict[str, Path]:
+) -> PrepareReport:
     """Convert the NYU Depth v2 labeled set in ``source`` into a prepared store in ``out``.
 
-    ``source`` holds ``nyu_depth_v2_labeled.mat`` and ``splits.mat`` (or give ``split_file``).
-    Everything is checked before ``out`` is touched, so a wrong or truncated file leaves no
-    store. Returns split name → file; rerunning resumes an interrupted preparation.
+    ``source`` holds ``nyu_depth_v2_labeled.mat`` and ``splits.mat`` (or give ``split_file``);
+    ``crop`` is one of :data:`CROPS`. Everything is checked before ``out`` is touched, so a wrong or
+    truncated file leaves no store. Returns the report (``files``: split → file; every frame of the
+    official split is kept); rerunning resumes an interrupted preparation.
     """
     from dsod_depth.data.store_writer import SplitSource, write_store
 
@@ -321,47 +321,22 @@ def prepare_nyudv2(
     for name in ("train", "test"):
         frames = NyuFrames(labeled, splits[name], class_ids, crop)
         sources.append(SplitSource(name, len(frames), frames, *frames.size))
-    return write_store(
+    files = write_store(
         out,
         dataset="nyudv2",
         class_names=DETECTION_CLASSES,
         splits=sources,
-        prep_args={"crop": crop, "classes": "gupta2014-19", "num_frames": num_frames,
-                   "num_train": len(splits["train"]), "num_test": len(splits["test"])},  # fmt: skip
+        prep_args={
+            "crop": crop,
+            "classes": "gupta2014-19",
+            "num_frames": num_frames,
+            "num_train": len(splits["train"]),
+            "num_test": len(splits["test"]),
+        },
         with_hha=with_hha,
         raw_separate=True,  # the colourisation in-painting also changes measured pixels slightly
         workers=workers,
         progress=progress,
         compression=compression,
     )
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", required=True, help=f"folder with {LABELED_FILE} and {SPLITS_FILE}")
-    p.add_argument(
-        "--crop",
-        choices=list(CROPS),
-        default="gupta",
-        help="gupta: 560×425 detection crop (default); nyu: 561×427 toolbox crop; none: full 640×480",
-    )
-    p.add_argument("--split-file", default=None, help=f"official split file (default: SOURCE/{SPLITS_FILE})")
-
-
-def _run(args: argparse.Namespace) -> dict[str, Path]:
-    from dsod_depth.data.summary import print_summary
-
-    files = prepare_nyudv2(
-        args.source, args.out, crop=args.crop, split_file=args.split_file, workers=args.workers,
-        progress=args.progress, compression=args.compression,
-    )  # fmt: skip
-    print_summary(files)
-    return files
-
-
-PREPARERS.register("nyudv2")(
-    Preparer(
-        help="NYU Depth v2 labeled set (nyu_depth_v2_labeled.mat + splits.mat), 19 detection classes",
-        add_arguments=_add_arguments,
-        run=_run,
-    )
-)
+    return PrepareReport(files=files)

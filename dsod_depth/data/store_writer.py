@@ -62,6 +62,7 @@ def _compression_options(name: str) -> dict[str, Any]:
         return {"compression": "gzip", "compression_opts": 4}
     raise KitError(f"unknown compression {name!r}; choose one of {', '.join(COMPRESSIONS)}")
 
+
 _IMAGES = ("rgb", "depth", "raw_hole", "raw_depth", "hha")  # one chunk per frame, copied as bytes
 _TABLES = ("sizes", "intrinsics", "image_ids")  # small per-frame rows
 _ENCODER_STAT_FRAMES = 256  # evenly spaced training frames that estimate on-the-fly encoder statistics

@@ -1,24 +1,23 @@
-"""The summary that ``dsod-depth prepare`` prints for a real dataset: frames and boxes per class.
+"""What a preparation reports, and the summary ``dsod-depth prepare`` prints of it.
 
-Counts are read back from the written store (its small tables only, no pixels), so the summary
-describes exactly what training and evaluation will see, also after a resumed preparation. What
-the preparer left out (annotations dropped from kept frames, frames skipped, frames listed by the
-split definition) comes from the preparer as a :class:`PrepareReport` and is printed below.
+Every ``prepare_<dataset>`` function returns a :class:`PrepareReport`: the files it wrote and what
+it left out (annotations dropped from kept frames, frames skipped, frames listed by the split
+definition), plus notes. :func:`format_summary` turns it into the printed table: frames and boxes
+per class, read back from the written store (its small tables only, no pixels) by
+:func:`store_counts`, so the summary describes exactly what training and evaluation will see, also
+after a resumed preparation; what was left out and the notes follow below the table.
 """
 
 from __future__ import annotations
 
-import sys
-import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Dropped", "PrepareReport", "store_counts", "format_summary", "print_summary", "one_line_warnings"]
+__all__ = ["Dropped", "PrepareReport", "store_counts", "format_summary"]
 
 # Skipped frames named in the printed summary; the rest are only counted (each has its warning).
 MAX_NAMED_FRAMES = 20
@@ -35,18 +34,23 @@ class Dropped(NamedTuple):
 
 @dataclass
 class PrepareReport:
-    """What a preparation kept and left out, printed below the table by :func:`format_summary`.
+    """What a preparation wrote, kept and left out; all but ``files`` is printed below the table by
+    :func:`format_summary`.
 
+    files: split → the written store file (``<out>/<split>.h5``), in split order;
     listed: split → frames its split definition lists (the table's ``frames`` row counts those kept);
     dropped: what (``"polygons"``, ...) → reason → count of annotations left out of kept frames;
     skipped: reason → count of frames or frame folders left out;
-    skipped_frames: one line per skipped frame, naming its file and the reason.
+    skipped_frames: one line per skipped frame, naming its file and the reason;
+    notes: further lines for the reader, e.g. the most frequent names outside the classes.
     """
 
+    files: dict[str, Path] = field(default_factory=dict)
     listed: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_frames: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def store_counts(files: Mapping[str, Path]) -> dict[str, dict]:
@@ -68,7 +72,8 @@ def store_counts(files: Mapping[str, Path]) -> dict[str, dict]:
 
 def format_summary(counts: Mapping[str, dict], report: PrepareReport | None = None) -> str:
     """A plain-text table: one column per split, one row per class, then frames; below it, what
-    ``report`` says was left out (dropped annotations by reason, skipped frames with their names).
+    ``report`` says was left out (dropped annotations by reason, skipped frames with their names)
+    and its notes.
 
     Difficult boxes are counted in the totals and shown in parentheses.
     """
@@ -102,23 +107,5 @@ def format_summary(counts: Mapping[str, dict], report: PrepareReport | None = No
     if len(report.skipped_frames) > MAX_NAMED_FRAMES:
         more = len(report.skipped_frames) - MAX_NAMED_FRAMES
         lines.append(f"skipped frame: ... and {more} more, each named in a warning")
+    lines.extend(report.notes)
     return "\n".join(lines)
-
-
-def print_summary(files: Mapping[str, Path], report: PrepareReport | None = None) -> None:
-    """Print :func:`format_summary` of a written store."""
-    print(format_summary(store_counts(files), report))
-
-
-@contextmanager
-def one_line_warnings() -> Iterator[None]:
-    """Within the block, print every warning (repeats included) as one ``warning: ...`` line on
-    stderr, the command line's form, instead of Python's ``file:line: UserWarning`` form."""
-
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = show
-        yield

@@ -17,7 +17,6 @@ preparation: :meth:`SunScan.report` gives the counts by reason for the summary.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import warnings
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dsod_depth.data.prepare import PREPARERS, Preparer
 from dsod_depth.data.sample import RGBDSample
 from dsod_depth.data.summary import Dropped, PrepareReport
 from dsod_depth.data.sunrgbd_annotations import CLASSES, MalformedFrame, polygon_boxes
@@ -46,6 +44,7 @@ _SPLIT_CANDIDATES = (
     "SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat",
     "../SUNRGBDtoolbox/traintestSUNRGBD/allsplit.mat",
 )
+NUM_UNMAPPED_NAMES = 8  # names outside the classes that the report names (the most frequent first)
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,11 @@ class SunScan:
     unmapped_names: Counter = field(default_factory=Counter)  # names outside the 19 classes → objects
 
     def report(self) -> PrepareReport:
-        """The counts and names for the printed summary."""
+        """The counts and names for the printed summary, and the names most often outside the classes."""
+        notes = []
+        if self.unmapped_names:
+            common = ", ".join(f"{n} ({c})" for n, c in self.unmapped_names.most_common(NUM_UNMAPPED_NAMES))
+            notes.append(f"most frequent names outside the 19 classes: {common}")
         return PrepareReport(
             listed=dict(self.listed),
             dropped={
@@ -92,6 +95,7 @@ class SunScan:
             },
             skipped=dict(self.skipped),
             skipped_frames=list(self.skipped_frames),
+            notes=notes,
         )
 
 
@@ -281,16 +285,11 @@ class SunFrames:
         return len(self.frames)
 
     def __call__(self, index: int) -> RGBDSample:
-        from PIL import Image
-
         from dsod_depth.data.depth_io import read_sun_depth
+        from dsod_depth.data.image_io import read_dataset_rgb
 
         rec = self.frames[index]
-        try:
-            with Image.open(rec.image) as im:
-                rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)  # [H, W, 3]
-        except OSError as err:
-            raise KitError(f"{rec.image} is unreadable ({err}); extract it again, then rerun") from None
+        rgb = read_dataset_rgb(rec.image)  # uint8 [H, W, 3]
         raw = read_sun_depth(rec.depth)  # float32 [H, W] metres: 3-bit rotation, /1000, clipped at 8 m
         filled = read_sun_depth(rec.depth_filled) if rec.depth_filled else raw
         if rgb.shape[:2] != raw.shape or filled.shape != raw.shape:
@@ -335,11 +334,14 @@ def prepare_sunrgbd(
     workers: int = 1,
     progress: bool = True,
     compression: str = "lz4",
-) -> dict[str, Path]:
+) -> PrepareReport:
     """Convert the SUN RGB-D tree in ``source`` into a prepared store in ``out``.
 
     The tree is scanned first (or ``scan`` from :func:`scan_sunrgbd` is reused); nothing is
-    written before the scan succeeds. Returns split name → file; rerunning resumes.
+    written before the scan succeeds. Every dropped polygon or object and every skipped frame is a
+    ``UserWarning`` of the scan. Returns the report (``files``: split → file; frames kept vs
+    listed, what was dropped and skipped, the most frequent names outside the classes); rerunning
+    resumes.
     """
     from dsod_depth.data.store_writer import SplitSource, write_store
 
@@ -347,56 +349,27 @@ def prepare_sunrgbd(
     if scan is None:
         scan = scan_sunrgbd(source, split_path, with_val=with_val, progress=progress)
     sources = [
-        SplitSource(name, len(frames), SunFrames(frames), max(f.height for f in frames),
-                    max(f.width for f in frames))  # fmt: skip
+        SplitSource(
+            name, len(frames), SunFrames(frames), max(f.height for f in frames), max(f.width for f in frames)
+        )
         for name, frames in scan.frames.items()
     ]
-    return write_store(
+    report = scan.report()
+    report.files = write_store(
         out,
         dataset="sunrgbd",
         class_names=CLASSES,
         splits=sources,
-        prep_args={"split_file": split_path.name, "with_val": with_val, "classes": "sunrgbd-19",
-                   "num_frames": {k: len(v) for k, v in scan.frames.items()}},  # fmt: skip
+        prep_args={
+            "split_file": split_path.name,
+            "with_val": with_val,
+            "classes": "sunrgbd-19",
+            "num_frames": {k: len(v) for k, v in scan.frames.items()},
+        },
         with_hha=with_hha,
         raw_separate=True,  # depth_bfx is smoothed, so it differs from the raw depth where measured
         workers=workers,
         progress=progress,
         compression=compression,
     )
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", required=True, help="the SUNRGBD folder (kv1/, kv2/, realsense/, xtion/)")
-    p.add_argument(
-        "--split-file",
-        default=None,
-        help=f"official {SPLIT_FILE} (default: in SOURCE or SOURCE/SUNRGBDtoolbox/traintestSUNRGBD/)",
-    )
-    p.add_argument("--with-val", action="store_true", help="split the training frames into train/val "
-                   "(trainvalsplit of the split file)")  # fmt: skip
-
-
-def _run(args: argparse.Namespace) -> dict[str, Path]:
-    from dsod_depth.data.summary import one_line_warnings, print_summary
-
-    source, split_path = resolve_source(args.source, args.split_file)
-    with one_line_warnings():
-        scan = scan_sunrgbd(source, split_path, with_val=args.with_val, progress=args.progress)
-    files = prepare_sunrgbd(source, args.out, split_file=split_path, with_val=args.with_val, scan=scan,
-                            workers=args.workers, progress=args.progress,
-                            compression=args.compression)  # fmt: skip
-    print_summary(files, scan.report())
-    if scan.unmapped_names:
-        common = ", ".join(f"{n} ({c})" for n, c in scan.unmapped_names.most_common(8))
-        print(f"most frequent names outside the 19 classes: {common}")
-    return files
-
-
-PREPARERS.register("sunrgbd")(
-    Preparer(
-        help="SUN RGB-D (SUNRGBD tree + allsplit.mat, any sensor), 19 detection classes",
-        add_arguments=_add_arguments,
-        run=_run,
-    )
-)
+    return report

@@ -18,7 +18,6 @@ is written without depth-derived channel groups (``with_depth=False``).
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import warnings
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dsod_depth.data.prepare import PREPARERS, Preparer
 from dsod_depth.data.sample import RGBDSample
 from dsod_depth.data.summary import Dropped, PrepareReport
 from dsod_depth.errors import KitError
@@ -219,14 +217,10 @@ class VocFrames:
         return len(self.images)
 
     def __call__(self, index: int) -> RGBDSample:
-        from PIL import Image
+        from dsod_depth.data.image_io import read_dataset_rgb
 
         rec = self.images[index]
-        try:
-            with Image.open(rec.path) as im:
-                rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)  # [H, W, 3]
-        except OSError as err:
-            raise KitError(f"{rec.path} is unreadable ({err}); extract it again, then rerun") from None
+        rgb = read_dataset_rgb(rec.path)  # uint8 [H, W, 3]
         if rgb.shape[:2] != (rec.height, rec.width):
             raise KitError(f"{rec.path} is {rgb.shape[1]}×{rgb.shape[0]} but its annotation says "
                            f"{rec.width}×{rec.height}")  # fmt: skip
@@ -247,12 +241,13 @@ def prepare_voc(
     workers: int = 1,
     progress: bool = True,
     compression: str = "lz4",
-) -> dict[str, Path]:
+) -> PrepareReport:
     """Convert VOC sets from the VOCdevkit folder ``source`` into a store (train = ``sets``, test = ``test``).
 
     All annotations are parsed (or ``scan`` from :func:`scan_voc` with the same sets is reused)
     before ``out`` is touched: a damaged or missing file raises :class:`KitError` naming it and
-    leaves no store. Rerunning resumes.
+    leaves no store; every dropped object is a ``UserWarning``. Returns the report (``files``:
+    split → file; the dropped objects by reason). Rerunning resumes.
     """
     from dsod_depth.data.store_writer import SplitSource, write_store
 
@@ -260,48 +255,26 @@ def prepare_voc(
         scan = scan_voc(source, sets=sets, test=test)
     train_sets, test_sets = parse_sets(sets), parse_sets(test)
     splits = [
-        SplitSource(name, len(images), VocFrames(images), max(i.height for i in images),
-                    max(i.width for i in images))  # fmt: skip
+        SplitSource(
+            name, len(images), VocFrames(images), max(i.height for i in images), max(i.width for i in images)
+        )
         for name, images in scan.images.items()
     ]
-    return write_store(
+    report = scan.report()
+    report.files = write_store(
         out,
         dataset="voc",
         class_names=CLASSES,
         splits=splits,
-        prep_args={"sets": [f"{y}-{n}" for y, n in train_sets], "test": [f"{y}-{n}" for y, n in test_sets],
-                   "num_frames": {s.name: s.num_frames for s in splits}},  # fmt: skip
+        prep_args={
+            "sets": [f"{y}-{n}" for y, n in train_sets],
+            "test": [f"{y}-{n}" for y, n in test_sets],
+            "num_frames": {s.name: s.num_frames for s in splits},
+        },
         with_hha=False,
         with_depth=False,
         workers=workers,
         progress=progress,
         compression=compression,
     )
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", required=True, help="the VOCdevkit folder (holding VOC2007/ and/or VOC2012/)")
-    p.add_argument("--sets", default="2007-trainval,2012-trainval",
-                   help="training sets, year-set joined by commas (default 2007-trainval,2012-trainval)")
-    p.add_argument("--test", default="2007-test", help="test sets in the same form (default 2007-test)")
-
-
-def _run(args: argparse.Namespace) -> dict[str, Path]:
-    from dsod_depth.data.summary import one_line_warnings, print_summary
-
-    with one_line_warnings():
-        scan = scan_voc(args.source, sets=args.sets, test=args.test)
-    files = prepare_voc(args.source, args.out, sets=args.sets, test=args.test, scan=scan,
-                        workers=args.workers, progress=args.progress,
-                        compression=args.compression)  # fmt: skip
-    print_summary(files, scan.report())
-    return files
-
-
-PREPARERS.register("voc")(
-    Preparer(
-        help="PASCAL VOC 2007/2012 from a VOCdevkit folder (colour only), 20 classes",
-        add_arguments=_add_arguments,
-        run=_run,
-    )
-)
+    return report

@@ -70,4 +70,3 @@ def to_frame_pixels(boxes: torch.Tensor, height: int, width: int) -> tuple[torch
     pixels = torch.minimum((boxes.float() * scale).clamp(min=0), scale)
     keep = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])
     return pixels, keep
-

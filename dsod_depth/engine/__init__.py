@@ -1,1 +1,2 @@
-"""Training and evaluation engine: checkpoints, logging, the training loop, distributed set-up."""
+"""Training and evaluation engine: run folders, checkpoints, devices, model initialisation, logging, the
+training and pretraining loops, evaluation, distributed set-up."""

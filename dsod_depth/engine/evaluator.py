@@ -8,6 +8,7 @@ so a run's metrics can always be recomputed from its files.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,12 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from dsod_depth.config import from_dict
 from dsod_depth.data.loader import DetectionDataset, collate
 from dsod_depth.detection.postprocess import postprocess, to_frame_pixels
+from dsod_depth.engine.checkpoint import load_checkpoint
+from dsod_depth.engine.device import select_device
+from dsod_depth.engine.model_setup import build_model_for
 from dsod_depth.engine.run_dir import (
     DETECTIONS_FILE,
     GT_FILE,
@@ -125,13 +130,6 @@ def evaluate_checkpoint(
 
     The checkpoint, store and model are checked first; the run folder's lock is then held while
     ``eval/<split>/`` is written (``on_acquired`` as in :func:`~dsod_depth.engine.run_dir.run_lock`)."""
-    import dataclasses
-
-    from dsod_depth.config import from_dict
-    from dsod_depth.engine.checkpoint import load_checkpoint
-    from dsod_depth.engine.model_setup import build_model_for
-    from dsod_depth.engine.trainer import select_device
-
     ckpt_path, run = resolve_checkpoint(path)
     checkpoint = load_checkpoint(ckpt_path)
     if "config" not in checkpoint:

@@ -1,15 +1,19 @@
-"""Classification pretraining of a detector's backbone on object crops from a prepared store.
+"""Classification pretraining of a detector's backbone on object crops from a prepared store: the loop.
 
 The offline stand-in for ImageNet pretraining, and a real tool for depth-domain pretraining: the
 detector named in the config is built, its ``features`` module (backbone + prediction structure)
-is trained to classify ground-truth object crops (global average pooling of every feature map →
+is trained to classify ground-truth object crops (:class:`~dsod_depth.data.crops.ObjectCrops`) through
+:class:`~dsod_depth.models.classifier.BackboneClassifier` (global average pooling of every feature map →
 one linear layer), and the features are saved as a checkpoint that ``init: pretrained:PATH``
-loads into any detector of the same architecture (:func:`dsod_depth.engine.model_setup.transfer_weights`),
-for the same or another modality.
+loads into any detector of the same architecture (:func:`dsod_depth.engine.init.transfer_weights`),
+for the same or another modality. The optimiser is the trainer's
+(:func:`~dsod_depth.engine.model_setup.optimiser_for`): weight decay on convolution and linear weights
+only, not on norm scales or biases.
 
 Checkpoint (``<out>/checkpoints/last.pt``): ``model`` = the detector-shaped state dict of the
 features (keys ``features.*``), ``kind`` = ``"backbone"``, ``in_channels``, ``modality``,
-``class_names``, ``config``, ``accuracy`` (on the test split's crops), ``step``.
+``class_names``, ``config``, ``accuracy`` (on the test split's crops), ``step``, ``inference`` (the
+record of :func:`~dsod_depth.engine.checkpoint.dataset_inference_record`, kind ``backbone``).
 """
 
 from __future__ import annotations
@@ -22,115 +26,25 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dsod_depth.config import ExperimentConfig, dump_config, to_dict
+from dsod_depth.data.crops import ObjectCrops
 from dsod_depth.data.loader import DetectionDataset
 from dsod_depth.engine.checkpoint import dataset_inference_record, save_checkpoint
 from dsod_depth.engine.logging import MetricsLogger
+from dsod_depth.engine.model_setup import build_model_for, optimiser_for
 from dsod_depth.engine.run_dir import RunDir, run_lock
 from dsod_depth.engine.schedule import lr_factor
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import write_text_atomic
-
-MIN_CROP_PIXELS = 8  # boxes smaller than this on either side carry too little signal to classify
-CONTEXT = 1.2  # crops take a margin of context around the box, as R-CNN-style classifiers do
-
-
-class ObjectCrops(Dataset):
-    """Every non-difficult ground-truth box of a split as a square crop of the modality's channels.
-
-    ``crops[i]`` → (image float32 [C, S, S] normalised with the store's statistics, label int).
-    Each frame is read once, at construction: every box is cut out with ``CONTEXT`` margin plus
-    room for jitter (``PAD``) and kept in memory as float16 [C, S·PAD, S·PAD], so an epoch costs
-    no store reads. Training crops jitter the box (±10 % shift and scale) and flip half of the
-    time, drawing from a generator seeded by (seed, epoch, i); evaluation crops are centred.
-    """
-
-    PAD = 1.25  # stored crop side / network crop side: the room the jitter moves in
-
-    def __init__(self, frames: DetectionDataset, crop_size: int, *, train: bool, seed: int = 0) -> None:
-        self.crop_size, self.train, self.seed = int(crop_size), train, int(seed)
-        self.stored = round(self.crop_size * self.PAD)
-        crops, labels = [], []
-        for frame in range(len(frames)):
-            boxes, box_labels, difficult = frames.samples.annotations(frame)
-            sides = (boxes[:, 2:] - boxes[:, :2]).min(axis=1)  # [N] shorter side in pixels
-            keep = [k for k in range(len(box_labels)) if not difficult[k] and sides[k] >= MIN_CROP_PIXELS]
-            if not keep:
-                continue
-            sample = frames.load(frame)  # unnormalised groups [C, H, W]
-            for k in keep:
-                crops.append(self._cut(frames, sample, sample.boxes[k].tolist()))
-                labels.append(int(box_labels[k]))
-        channels = frames.in_channels
-        self.crops = torch.stack(crops) if crops else torch.zeros(0, channels, self.stored, self.stored)
-        self.labels = labels
-        self.epoch = 0
-
-    def _cut(self, frames: DetectionDataset, sample, box: list[float]) -> torch.Tensor:
-        """The box with context and jitter room, resized to [C, stored, stored], normalised, float16."""
-        x1, y1, x2, y2 = box
-        side = max(x2 - x1, y2 - y1) * CONTEXT * self.PAD
-        top, left = round((y1 + y2 - side) / 2), round((x1 + x2 - side) / 2)
-        size = max(round(side), 1)
-        parts = []
-        for group in frames.groups:
-            # RGB is interpolated; depth-like groups keep measured values (nearest), like the detector's
-            # augmentation. Pixels outside the frame are 0 (invalid depth / black).
-            mode = InterpolationMode.BILINEAR if group == "rgb" else InterpolationMode.NEAREST_EXACT
-            image = sample.images[group].float()
-            crop = TF.resized_crop(image, top, left, size, size, [self.stored] * 2, mode)
-            mean, std = frames.mean[group][:, None, None], frames.std[group][:, None, None]
-            parts.append((crop - mean) / std)
-        return torch.cat(parts, dim=0).to(torch.float16)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        inner = self.stored / self.PAD  # side of the un-jittered crop inside the stored one
-        offset, side, flip = (self.stored - inner) / 2, inner, False
-        top = left = offset
-        if self.train:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + i)
-            jitter = torch.rand(4, generator=gen).tolist()
-            side = inner * (0.9 + 0.2 * jitter[2])
-            left = (self.stored - side) / 2 + (jitter[0] - 0.5) * 0.2 * inner
-            top = (self.stored - side) / 2 + (jitter[1] - 0.5) * 0.2 * inner
-            flip = jitter[3] < 0.5
-        # Nearest for every group: the stored crop is already at about the network's resolution.
-        crop = TF.resized_crop(
-            self.crops[i].float(), round(top), round(left), round(side), round(side), [self.crop_size] * 2,
-            InterpolationMode.NEAREST_EXACT,
-        )  # fmt: skip
-        return (crop.flip(-1) if flip else crop), self.labels[i]
-
-
-class BackboneClassifier(nn.Module):
-    """features(images) → list of maps → global average pool of each, concatenated → linear → logits."""
-
-    def __init__(self, features: nn.Module, in_channels: int, num_classes: int, crop_size: int) -> None:
-        super().__init__()
-        self.features = features
-        with torch.no_grad():
-            was_training = features.training
-            features.eval()
-            maps = features(torch.zeros(1, in_channels, crop_size, crop_size))
-            features.train(was_training)
-        self.classifier = nn.Linear(sum(m.shape[1] for m in maps), num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pooled = [F.adaptive_avg_pool2d(m, 1).flatten(1) for m in self.features(images)]  # each [N, C_k]
-        return self.classifier(torch.cat(pooled, dim=1))
+from dsod_depth.models.classifier import BackboneClassifier
 
 
 @torch.no_grad()
 def crop_accuracy(model: BackboneClassifier, crops: ObjectCrops, batch_size: int) -> float:
+    """Share of ``crops`` whose arg-max logit is their label (0.0 for no crops)."""
     model.eval()
     correct = 0
     for images, labels in DataLoader(crops, batch_size=batch_size):
@@ -141,11 +55,10 @@ def crop_accuracy(model: BackboneClassifier, crops: ObjectCrops, batch_size: int
 def pretrain(config: ExperimentConfig, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
     """Pretrain the features of ``config.model.name`` on object crops; returns a summary dict.
 
-    Uses ``data`` (store, modality, ``input_size`` = crop side), ``optim`` and ``train`` (iters,
-    batch_size, seed) of the config; the classifier head is dropped at the end.
+    Uses ``data`` (store, modality, ``input_size`` = crop side), ``optim`` (the trainer's optimiser and
+    schedule; ``accumulate`` and ``grad_clip`` do not apply) and ``train`` (iters, batch_size, seed) of
+    the config; the classifier head is dropped at the end.
     """
-    from dsod_depth.engine.model_setup import build_model_for
-
     run = RunDir(out_dir)
     if not config.data.store:
         raise KitError("no prepared store given: pass --data STORE or set data.store")
@@ -178,10 +91,7 @@ def _pretrain_into(
 ) -> dict[str, Any]:  # fmt: skip
     """The loop of :func:`pretrain` in a locked run folder; ``inference`` goes into the checkpoint."""
     data = config.data
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.SGD(
-        params, lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay
-    )
+    optimiser = optimiser_for(model, config.optim)  # the trainer's rule: no decay on norms and biases
     write_text_atomic(run.config, dump_config(config))
     run.metrics_log.unlink(missing_ok=True)
     logger = MetricsLogger(run.path, tensorboard=False)

@@ -42,6 +42,7 @@ from dsod_depth.engine.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from dsod_depth.engine.device import amp_dtype_for, select_device
 from dsod_depth.engine.evaluator import evaluate
 from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.model_setup import build_model_for, optimiser_for
@@ -60,21 +61,6 @@ class TrainState:
     step: int = 0  # optimiser steps done
     best_map: float = -1.0
     best_step: int = -1
-
-
-def select_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise KitError("train.device is cuda but no CUDA device is visible; use train.device=cpu or auto")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-def amp_dtype_for(config: ExperimentConfig, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype, only on CUDA (CPU runs stay float32 so that they are exactly reproducible)."""
-    if config.train.amp == "off" or device.type != "cuda":
-        return None
-    return torch.bfloat16 if config.train.amp == "bf16" else torch.float16
 
 
 def micro_batches(

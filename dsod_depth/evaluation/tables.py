@@ -1,10 +1,13 @@
-"""Plain-text tables of evaluation results (what `dsod-depth evaluate` prints)."""
+"""Plain-text tables of evaluation results (what `dsod-depth evaluate` prints), and :func:`pct`, the
+one percentage formatter of every table and report.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["format_table"]
+__all__ = ["format_table", "pct"]
 
 _TITLES = {
     "voc07": "PASCAL VOC2007 11-point AP at IoU >= {iou:.2f} (devkit rules)",
@@ -29,8 +32,17 @@ _COCO_ROWS = (
 )
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100.0 * value:.2f}"
+def pct(value: float | None, *, decimals: int = 2, missing: str = "-") -> str:
+    """A fraction as a percentage without the sign: ``0.1234`` → ``"12.34"`` (``decimals`` places).
+
+    ``None`` or NaN (a score that does not exist, e.g. the AP of a class without ground truth) →
+    ``missing``. Each output keeps its own precision and mark: this plain-text table ``"-"`` with two
+    decimals, the run report (:mod:`dsod_depth.viz.report`) ``"–"``, the comparison tables
+    (:mod:`dsod_depth.experiments.tables`) ``"—"`` with one decimal.
+    """
+    if value is None or math.isnan(value):
+        return missing
+    return f"{100.0 * value:.{decimals}f}"
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -58,7 +70,7 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(rule)
     for name, value in ap.items():
         gt_count, det_count = num_gt.get(name, ""), num_det.get(name, "")
-        lines.append(f"{name:<{width}}  {_pct(value):>7}  {gt_count:>7}  {det_count:>8}")
+        lines.append(f"{name:<{width}}  {pct(value):>7}  {gt_count:>7}  {det_count:>8}")
     lines.append(rule)
     present = sum(value is not None for value in ap.values())
     absent = result.get("absent_classes", [])
@@ -68,7 +80,7 @@ def format_table(result: dict[str, Any]) -> str:
     if metric == "coco":
         for label, key in _COCO_ROWS:
             suffix = f"  {note}" if key == "map" else ""
-            lines.append(f"{label:<{width}}  {_pct(result.get(key)):>7}{suffix}")
+            lines.append(f"{label:<{width}}  {pct(result.get(key)):>7}{suffix}")
     else:
-        lines.append(f"{mean_label:<{width}}  {_pct(result['map']):>7}  {note}")
+        lines.append(f"{mean_label:<{width}}  {pct(result['map']):>7}  {note}")
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 * :func:`run_sweep` — run a dataset × modality × init × seed matrix, skipping finished runs and
   resuming interrupted ones (:mod:`.sweep`, matrix format in :mod:`.matrix`);
 * :func:`compare_runs` — group finished runs over seeds, pretraining gains and domain mismatch
-  (:mod:`.compare`); :func:`write_tables` — Markdown, CSV, LaTeX, JSON and a bar chart (:mod:`.tables`).
+  (:mod:`.compare`); :func:`write_tables` — Markdown, CSV, LaTeX, JSON and a bar chart (:mod:`.tables`;
+  the chart is drawn by :mod:`dsod_depth.viz.comparison`).
 
 Names load on first use (PEP 562), so importing the package pulls in neither torch nor matplotlib.
 """
@@ -24,7 +25,6 @@ _LAZY = {
     "find_run_dirs": "dsod_depth.experiments.compare",
     "write_tables": "dsod_depth.experiments.tables",
     "render_markdown": "dsod_depth.experiments.tables",
-    "draw_bar_chart": "dsod_depth.experiments.chart",
 }
 
 __all__ = list(_LAZY)

@@ -32,9 +32,9 @@ from typing import Any
 import yaml
 
 from dsod_depth.config import ExperimentConfig, load_config
+from dsod_depth.engine.init import PRETRAINED_PREFIX
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.naming import (
-    PRETRAINED_PREFIX,
     canonical_modality,
     check_name,
     init_label,

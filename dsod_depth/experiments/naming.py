@@ -1,19 +1,22 @@
-"""Names shared by sweeps and comparisons: modality and initialisation labels and their order.
+"""Names shared by sweeps and comparisons: modality and initialisation labels, their order, and the
+phrase naming a metric.
 
 A sweep names its run folders with these labels and ``compare`` groups runs by them, so both read
-them from here. Nothing in this module touches the file system.
+them from here. The initialisation label is the rule figures use too
+(:func:`dsod_depth.engine.init.init_label`, re-exported here); modality aliases come from
+:mod:`dsod_depth.data.modality`. Nothing in this module touches the file system.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import PurePath
+from typing import Any
 
-from dsod_depth.engine.run_dir import checkpoint_folder
+from dsod_depth.data.modality import MODALITY_ALIASES
+from dsod_depth.engine.init import init_label
 from dsod_depth.errors import KitError
 
 __all__ = [
-    "PRETRAINED_PREFIX",
     "canonical_modality",
     "modality_token",
     "init_label",
@@ -22,12 +25,11 @@ __all__ = [
     "modality_sort_key",
     "init_sort_key",
     "check_name",
+    "metric_phrase",
 ]
 
-PRETRAINED_PREFIX = "pretrained:"
-
-# The loader reads "depth" as the "raw" encoder (dsod_depth.data.loader); tables say "depth".
-_DISPLAY = {"raw": "depth"}
+# The loader reads "depth" as the "raw" encoder; tables say "depth": the alias table read backwards.
+_DISPLAY = {encoder: word for word, encoder in MODALITY_ALIASES.items()}
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
@@ -47,25 +49,6 @@ def modality_token(modality: str) -> str:
 def is_rgb(modality: str) -> bool:
     """True for the colour-only modality, the reference of the domain-mismatch figure."""
     return canonical_modality(modality) == "rgb"
-
-
-def init_label(init: str) -> str:
-    """Table label of a ``model.init`` value: ``scratch``, ``imagenet`` or ``pretrained:NAME``.
-
-    NAME is the run folder of a kit checkpoint (``.../NAME/checkpoints/last.pt`` → ``NAME``), or the
-    file's stem for any other file (``weights/rgb_backbone.pt`` → ``rgb_backbone``), or the folder
-    name when PATH is a folder.
-    """
-    if not init.startswith(PRETRAINED_PREFIX):
-        return init
-    path = PurePath(init[len(PRETRAINED_PREFIX) :])
-    if path.suffix and path.parent.name == "checkpoints" and checkpoint_folder(path).name:
-        name = checkpoint_folder(path).name
-    elif path.suffix:
-        name = path.stem
-    else:
-        name = path.name
-    return PRETRAINED_PREFIX + (name or "checkpoint")
 
 
 def init_token(label: str) -> str:
@@ -93,3 +76,14 @@ def check_name(name: str, what: str, source: str) -> str:
         )
     return name
 
+
+def metric_phrase(dataset: dict[str, Any]) -> str:
+    """How tables and the chart name a dataset's metric (an entry of ``compare_runs(...)["datasets"]``):
+    ``VOC07 11-point AP at IoU 0.5``, ``VOC area AP at IoU 0.5``, ``COCO AP@[.50:.95]``."""
+    iou = dataset.get("iou_threshold")
+    at = f" at IoU {iou:g}" if isinstance(iou, (int, float)) else ""
+    return {
+        "voc07": f"VOC07 11-point AP{at}",
+        "voc12": f"VOC area AP{at}",
+        "coco": "COCO AP@[.50:.95]",
+    }.get(dataset["metric"], dataset["metric"])

@@ -7,6 +7,10 @@ whoever runs it (the sweep's own process, a child of ``--jobs``, another sweep o
 sharing the folder, a SLURM job) trains each run exactly once, and a run another process holds is
 reported as ``held`` and left to it. :func:`run_single` is ``dsod-depth sweep MATRIX --run NAME``,
 the command every launcher runs per run (:func:`run_command`).
+
+Progress goes to a ``log`` callable, one line per call; by default (:func:`log_line`) an INFO record
+of the ``dsod_depth.experiments`` logger, which shows nowhere unless the application configures
+logging. The command line passes a printing ``log``; a SLURM job logs to its stdout.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ __all__ = [
     "child_outcome",
     "EXIT_HELD",
     "EXIT_STOPPED",
+    "LOGGER",
+    "log_line",
 ]
 
 Log = Callable[[str], None]
@@ -60,8 +66,12 @@ EXIT_HELD = 3  # another process holds the run
 EXIT_STOPPED = 130  # asked to stop; the run saved a checkpoint of its last step
 
 
-def print_line(line: str) -> None:
-    print(line, flush=True)
+LOGGER = logging.getLogger("dsod_depth.experiments")
+
+
+def log_line(line: str) -> None:
+    """The default ``log``: ``line`` as an INFO record of :data:`LOGGER` (silent unless configured)."""
+    LOGGER.info(line)
 
 
 @dataclass
@@ -156,7 +166,7 @@ def execute_run(
     progress: bool = True,
     stop: Callable[[], bool] | None = None,
     on_acquired: Callable[[RunDir], None] | None = None,
-    log: Log = print_line,
+    log: Log = log_line,
     head: str = "",
 ) -> RunOutcome:
     """Bring one run to ``done`` under its lock; never raises for a failed run (see the status).
@@ -319,7 +329,7 @@ def run_single(
     progress: bool = True,
     log_to_run: bool = False,
     report: str | Path | None = None,
-    log: Log = print_line,
+    log: Log = log_line,
 ) -> RunOutcome:
     """``sweep MATRIX --run NAME``: bring the one run ``NAME`` to done, in this process.
 
@@ -403,11 +413,13 @@ def redirect_output(run: RunDir) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     fd = os.open(run.train_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    # The header of this process's part of the log: when, what command, which process.
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    header = f"==== {stamp} {' '.join(sys.argv)} (pid {os.getpid()})\n"
+    os.write(fd, header.encode("utf-8", "surrogateescape"))
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    print(f"==== {stamp} {' '.join(sys.argv)} (pid {os.getpid()})", flush=True)
     # The trainer's logged records (losses, lr, throughput, evaluations), one line each.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

@@ -36,8 +36,8 @@ from dsod_depth.experiments.matrix import Matrix
 from dsod_depth.experiments.runs import (
     Log,
     describe_state,
+    log_line,
     pending_specs,
-    print_line,
     resolve_matrix,
     run_command,
     run_state,
@@ -125,7 +125,7 @@ def submit_sweep(
     dry_run: bool = False,
     gpus_per_run: int = 1,
     threads_per_run: int | None = None,
-    log: Log = print_line,
+    log: Log = log_line,
     executor: Any = None,
 ) -> list:
     """Submit one SLURM job per pending run of ``matrix`` (one job array); returns submitit's jobs.

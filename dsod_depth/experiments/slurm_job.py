@@ -5,12 +5,18 @@ like every launcher. On submitit's time-limit/preemption signal it stops the run
 current step (the trainer saves that step), and only then hands over to submitit, which calls
 :meth:`SweepJob.checkpoint` and requeues the job; the requeued job resumes exactly. The reasons are
 in :mod:`dsod_depth.experiments.slurm`.
+
+The job is a process of its own, started by submitit: it shows what the library logs (the run's
+header and stop lines, the outcome) by sending the records of the experiments logger to its stdout
+(:func:`_log_to_stdout`): SLURM's log file of the job, and the run's ``train.log`` while the run's
+output goes there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import signal
 import subprocess
@@ -25,10 +31,11 @@ from typing import Any
 from dsod_depth.engine.run_dir import RunDir, RunState
 from dsod_depth.experiments.matrix import Matrix, RunSpec
 from dsod_depth.experiments.runs import (
+    LOGGER,
     RunOutcome,
     child_outcome,
     execute_run,
-    print_line,
+    log_line,
     redirect_output,
     resolve_matrix,
     run_command,
@@ -63,13 +70,14 @@ class SweepJob:
 
         matrix, _ = resolve_matrix(Path(self.matrix_file))
         (spec,) = specs_for(matrix, gpus_per_run=self.gpus_per_run, only=self.name)
-        with _StopRequest(submitit.JobEnvironment._usr_sig()) as stop:
-            if self.gpus_per_run == 1:
-                outcome = self._in_process(spec, stop)
-            else:
-                outcome = self._under_torchrun(spec, stop)
-        _record(matrix, outcome)
-        print_line(f"{spec.name}: {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
+        with _log_to_stdout():
+            with _StopRequest(submitit.JobEnvironment._usr_sig()) as stop:
+                if self.gpus_per_run == 1:
+                    outcome = self._in_process(spec, stop)
+                else:
+                    outcome = self._under_torchrun(spec, stop)
+            _record(matrix, outcome)
+            log_line(f"{spec.name}: {outcome.status}" + (f": {outcome.error}" if outcome.error else ""))
         if outcome.status == "stopped":
             stop.hand_over()  # submitit checkpoints (self.checkpoint), requeues and exits
         if outcome.status == "failed":
@@ -97,7 +105,7 @@ class SweepJob:
             torch.set_num_threads(threads)
         with _output_restored():
             return execute_run(
-                spec, progress=False, stop=lambda: stop.received, on_acquired=redirect_output, log=print_line
+                spec, progress=False, stop=lambda: stop.received, on_acquired=redirect_output, log=log_line
             )
 
     def _under_torchrun(self, spec: RunSpec, stop: _StopRequest) -> RunOutcome:
@@ -152,6 +160,24 @@ class _StopRequest:
         submitit job there is no handler: the caller returns the ``stopped`` outcome."""
         if callable(self.submitit_handler):
             self.submitit_handler(self.signum, None)
+
+
+@contextlib.contextmanager
+def _log_to_stdout():
+    """Within the block, the records of the experiments logger (:data:`~.runs.LOGGER`) as plain lines
+    on stdout, and only there (not passed on to handlers the application may have set above it)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = LOGGER.level, LOGGER.propagate
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+    try:
+        yield
+    finally:
+        LOGGER.removeHandler(handler)
+        LOGGER.setLevel(level)
+        LOGGER.propagate = propagate
 
 
 @contextlib.contextmanager

@@ -33,8 +33,8 @@ from dsod_depth.experiments.runs import (
     RunOutcome,
     describe_state,
     execute_run,
+    log_line,
     pending_specs,
-    print_line,
     resolve_matrix,
     run_command,
     run_state,
@@ -85,7 +85,7 @@ def run_sweep(
     threads_per_run: int | None = None,
     dry_run: bool = False,
     progress: bool = True,
-    log: Log = print_line,
+    log: Log = log_line,
 ) -> SweepResult:
     """Run (or, with ``dry_run``, list) every run of ``matrix``; finished runs are skipped.
 
@@ -95,7 +95,7 @@ def run_sweep(
         gpus: GPU indices to share out (default: every visible GPU when ``jobs`` > 1).
         gpus_per_run: GPUs per run (DDP under torchrun; ``optim.accumulate`` is divided by it).
         threads_per_run: CPU threads of each run (default: the cores divided by ``jobs``).
-        dry_run: print each run's folder and state (new / resume at step k / done / conflict)
+        dry_run: log each run's folder and state (new / resume at step k / done / conflict)
             without training; runs that would fail (conflicts, unreadable checkpoints) count as failed.
         progress: show the trainer's progress bars (in-process runs only).
         log: receives each line of the plan, the per-run headers and the summary.
@@ -217,7 +217,7 @@ def print_commands(
     *,
     gpus_per_run: int = 1,
     threads_per_run: int | None = None,
-    log: Log = print_line,
+    log: Log = log_line,
 ) -> list[str]:
     """One shell command per pending run (``sweep MATRIX --run NAME``), for any scheduler; runs
     nothing. Each command is safe to run anywhere that sees the run folders: it takes the run's lock."""

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dsod_depth.errors import KitError
+from dsod_depth.evaluation.tables import pct
+from dsod_depth.experiments.naming import metric_phrase
 from dsod_depth.fileio import atomic_output, write_text_atomic
 
 __all__ = ["Table", "dataset_tables", "render_markdown", "render_latex", "render_csv", "write_tables"]
@@ -31,27 +33,12 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
 
 
-def pct(value: float | None) -> str:
-    """Fraction → percent with one decimal; None → '—'."""
-    return DASH if value is None else f"{100.0 * value:.1f}"
-
-
 def points(value: float | None) -> str:
     """Difference of fractions → signed points with one decimal ('0.0' instead of '±0.0')."""
     if value is None:
         return DASH
     text = f"{100.0 * value:+.1f}"
     return "0.0" if text in ("+0.0", "-0.0") else text
-
-
-def metric_phrase(dataset: dict[str, Any]) -> str:
-    iou = dataset.get("iou_threshold")
-    at = f" at IoU {iou:g}" if isinstance(iou, (int, float)) else ""
-    return {
-        "voc07": f"VOC07 11-point AP{at}",
-        "voc12": f"VOC area AP{at}",
-        "coco": "COCO AP@[.50:.95]",
-    }.get(dataset["metric"], dataset["metric"])
 
 
 def _seeds_phrase(groups: list[dict[str, Any]]) -> str:
@@ -110,7 +97,8 @@ def dataset_tables(result: dict[str, Any], dataset: dict[str, Any], first_number
             delta = "ref."
         else:
             delta = points(gains.get((g["modality"], g["init"]))) if g["modality"] in has_scratch else DASH
-        score = f"{pct(g['map_mean'])} ± {pct(g['map_std'])}"
+        mean, std = (pct(g[key], decimals=1, missing=DASH) for key in ("map_mean", "map_std"))
+        score = f"{mean} ± {std}"
         rows.append((g["modality"], g["init"], g["model"], str(g["n"]), score, delta))
     caption = (
         f"Table {number}. {name}: mAP [%] on the {dataset['split']} split ({metric_phrase(dataset)}), mean ± "
@@ -145,8 +133,11 @@ def dataset_tables(result: dict[str, Any], dataset: dict[str, Any], first_number
         f"{DASH} = class absent from the {dataset['split']} split."
     )
     header = ("class", *(f"{g['modality']} / {g['init']}" for g in groups))
-    rows = [(cls, *(pct(g["ap_per_class"][cls]["mean"]) for g in groups)) for cls in dataset["classes"]]
-    rows.append(("mAP", *(pct(g["map_mean"]) for g in groups)))
+    rows = [
+        (cls, *(pct(g["ap_per_class"][cls]["mean"], decimals=1, missing=DASH) for g in groups))
+        for cls in dataset["classes"]
+    ]
+    rows.append(("mAP", *(pct(g["map_mean"], decimals=1, missing=DASH) for g in groups)))
     tables.append(Table(caption, header, "l" + "r" * len(groups), tuple(rows)))
     return tables
 
@@ -226,8 +217,8 @@ def render_csv(result: dict[str, Any]) -> str:
     classes = list(dict.fromkeys(c for d in result["datasets"] for c in d["classes"]))
     metric = {d["name"]: d["metric"] for d in result["datasets"]}
 
-    def num(value: float | None) -> str:
-        text = "" if value is None else f"{100.0 * value:.1f}"
+    def num(value: float | None) -> str:  # an empty cell for "—"; never "-0.0"
+        text = pct(value, decimals=1, missing="")
         return "0.0" if text == "-0.0" else text
 
     out = io.StringIO()
@@ -267,10 +258,11 @@ def write_tables(result: dict[str, Any], out_md: str | Path, *, chart: bool = Tr
         )
     paths = {kind: out_md.with_suffix(f".{kind}") for kind in ("md", "csv", "tex", "json", "png")}
     if chart:
-        from dsod_depth.experiments.chart import draw_bar_chart
+        from dsod_depth.viz.comparison import draw_bar_chart
 
+        phrases = {d["name"]: metric_phrase(d) for d in result["datasets"]}
         with atomic_output(paths["png"]) as tmp:
-            draw_bar_chart(result, tmp)
+            draw_bar_chart(result, tmp, metric_phrases=phrases)
     else:
         del paths["png"]
     write_json_atomic(paths["json"], result)

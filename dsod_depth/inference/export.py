@@ -69,7 +69,7 @@ from dsod_depth.detection.coder import decode
 from dsod_depth.detection.postprocess import postprocess as run_postprocess
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import atomic_output
-from dsod_depth.models.heads import SingleShotDetector
+from dsod_depth.models.detector import SingleShotDetector
 
 INSTALL_HINT = "pip install 'dsod-depth[export]'"
 # NonMaxSuppression exists from opset 10, and ceil-mode MaxPool (the DSOD pooling) too; 11 is the
@@ -316,7 +316,7 @@ def export_onnx(
         warnings.filterwarnings("ignore", "The feature will be removed", DeprecationWarning, r"torch\.onnx")
         # The detector's input-shape checks become constants of the graph: the input size is fixed.
         warnings.filterwarnings(
-            "ignore", category=torch.jit.TracerWarning, module=r"dsod_depth\.models\.heads"
+            "ignore", category=torch.jit.TracerWarning, module=r"dsod_depth\.models\.detector"
         )
         torch.onnx.export(
             graph,

@@ -1,4 +1,4 @@
-"""Backbones that can start from ImageNet: SSD300's VGG16 and a DenseNet-121 under DSOD's prediction.
+"""Detectors that can start from ImageNet: SSD300's VGG16 and a DenseNet-121 under DSOD's prediction.
 
 SSD300 (Liu et al., ECCV 2016; Caffe ``ssd_pascal.py``): torchvision's VGG16 ``features`` (conv1_1 …
 conv5_3, ReLUs, 2×2 pools in ceil mode) with pool5 changed to 3×3 / stride 1 / pad 1, fc6 → conv6
@@ -14,11 +14,17 @@ and 4 run at stride 16 like DSOD's transitions without pooling. Scale 1 = transi
 (256@38, before its pool); the backbone ends with ReLU(norm5) → conv1×1 (DSOD's transition 4, new).
 DSOD's dense (or plain) prediction structure follows. Pretrained filters are resolution-agnostic, so
 dropping one pool keeps them meaningful.
+
+Registered builders (end of the module): ``ssd300_vgg16`` (:func:`build_ssd300_vgg16`) and
+``densenet121_dsod`` (:func:`build_densenet121_dsod`), from scratch or from torchvision's ImageNet
+weights (``init="imagenet"``; first convolution adapted to any channel count, see
+:func:`dsod_depth.models.weights.adapt_first_conv`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,11 +34,24 @@ from torchvision.models.vgg import cfgs as vgg_cfgs
 from torchvision.models.vgg import make_layers as vgg_make_layers
 
 from dsod_depth.errors import KitError
-from dsod_depth.models.layers import caffe_xavier_, replace_first_conv
-from dsod_depth.models.weights import adapt_state_first_conv, load_state_strict, rename_densenet_keys
+from dsod_depth.models import presets
+from dsod_depth.models.detector import SingleShotDetector, assemble, input_size_hw
+from dsod_depth.models.factory import DETECTORS
+from dsod_depth.models.layers import DEFAULT_BN_MOMENTUM, caffe_xavier_, replace_first_conv, set_bn_momentum
+from dsod_depth.models.prediction import MultiScaleFeatures, build_prediction, second_channels_for
+from dsod_depth.models.weights import (
+    FIRST_CONV_STRATEGIES,
+    adapt_state_first_conv,
+    load_state_strict,
+    load_weights_file,
+    rename_densenet_keys,
+    resolve_weights_file,
+)
 
 _CONV4_3_RELU = 22  # index of relu4_3 in torchvision's vgg16().features
 _POOL5 = 30
+
+INITS = ("scratch", "imagenet")
 
 
 class VGG16Backbone(nn.Module):
@@ -189,3 +208,123 @@ class DenseNet121Backbone(nn.Module):
             )
         adapt_state_first_conv(own, "conv0.weight", self.features.conv0.in_channels, strategy, source=source)
         load_state_strict(self.features, own, source=source)
+
+
+# --------------------------------------------------------------------------- registered builders
+
+
+def _imagenet_loader(arch: str, init: str, weights_path: str | Path | None, first_conv: str):
+    """(state dict or None, file path or None) for ``init``; validates the ImageNet options."""
+    if init not in INITS:
+        raise KitError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}")
+    if first_conv not in FIRST_CONV_STRATEGIES:
+        raise KitError(
+            f"unknown first_conv strategy {first_conv!r}; choose one of: {', '.join(FIRST_CONV_STRATEGIES)}"
+        )
+    if init == "scratch":
+        if weights_path is not None:
+            raise KitError("weights_path is only used with init='imagenet'")
+        return None, None
+    path = resolve_weights_file(arch, weights_path)
+    return load_weights_file(path), path
+
+
+@DETECTORS.register("ssd300_vgg16")
+def build_ssd300_vgg16(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: int | Sequence[int] = 300,
+    init: str = "scratch",
+    weights_path: str | Path | None = None,
+    first_conv: str = "mean",
+    fusion: str = "early",
+    late_split: Sequence[int] = (3, 3),
+    box_sizes: str = "voc",
+) -> SingleShotDetector:
+    """SSD300: :class:`SSDFeatures` (torchvision's VGG16 + SSD extras) and SSD heads."""
+    state, path = _imagenet_loader("vgg16", init, weights_path, first_conv)
+
+    def make_features(channels: int) -> nn.Module:
+        features = SSDFeatures(channels)
+        if state is not None:
+            features.load_imagenet(state, first_conv, source=str(path))
+        return features
+
+    info = {
+        "detector": "ssd300_vgg16",
+        "init": init,
+        "first_conv": first_conv if init == "imagenet" else None,
+        "weights_file": str(path) if path else None,
+    }
+    # SSD head: conv with bias, no norm; L2Norm(20) on conv4_3 only (Liu et al. 2016, §3.1 / ParseNet).
+    return assemble(
+        make_features,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size_hw(input_size),
+        fusion=fusion,
+        late_split=late_split,
+        box_sizes=box_sizes,
+        head={"norm": None, "l2norm": [True] + [False] * 5},
+        info=info,
+    )
+
+
+@DETECTORS.register("densenet121_dsod")
+def build_densenet121_dsod(
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: int | Sequence[int] = 300,
+    init: str = "scratch",
+    weights_path: str | Path | None = None,
+    first_conv: str = "mean",
+    prediction: str = "dense",
+    last_scale: str = "2x2",
+    norm: str = "bn",
+    bn_momentum: float = DEFAULT_BN_MOMENTUM,
+    memory_efficient: bool = False,
+    fusion: str = "early",
+    late_split: Sequence[int] = (3, 3),
+    box_sizes: str = "voc",
+) -> SingleShotDetector:
+    """torchvision DenseNet-121 backbone + DSOD prediction structure and heads."""
+    state, path = _imagenet_loader("densenet121", init, weights_path, first_conv)
+    half = presets.DSOD300.half_channels
+    second = second_channels_for(prediction, half)
+    unit = {"norm": norm, "bn_momentum": bn_momentum}
+
+    def make_features(channels: int) -> nn.Module:
+        backbone = DenseNet121Backbone(channels, second_channels=second, memory_efficient=memory_efficient)
+        if state is not None:
+            backbone.load_imagenet(state, first_conv, source=str(path))
+        structure = build_prediction(
+            prediction, backbone.first_channels, second, half, last_scale=last_scale, **unit
+        )
+        return MultiScaleFeatures(backbone, structure)
+
+    info = {
+        "detector": "densenet121_dsod",
+        "init": init,
+        "first_conv": first_conv if init == "imagenet" else None,
+        "weights_file": str(path) if path else None,
+        "prediction": prediction,
+        "last_scale": last_scale,
+        "norm": norm,
+        "bn_momentum": bn_momentum,
+        "memory_efficient": memory_efficient,
+    }
+    model = assemble(
+        make_features,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        input_size=input_size_hw(input_size),
+        fusion=fusion,
+        late_split=late_split,
+        box_sizes=box_sizes,
+        head=unit,
+        info=info,
+    )
+    set_bn_momentum(model, bn_momentum)  # torchvision's BatchNorms too
+    return model

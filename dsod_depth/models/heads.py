@@ -1,4 +1,5 @@
-"""Multibox heads and the single-shot detector module that ties features, heads and default boxes.
+"""Multibox heads: box regression and classification on every prediction map (the detector that ties
+features, heads and default boxes together is :mod:`dsod_depth.models.detector`).
 
 DSOD head (official ``CreateMultiBoxHead`` with ``use_batchnorm=True``, REFERENCE §1): on every scale
 an L2 normalisation over channels with a learnable per-channel scale initialised to 20 (Caffe
@@ -100,61 +101,3 @@ class MultiBoxHead(nn.Module):
             # [N, K·(C+1), H, W] → [N, H, W, K·(C+1)] → [N, H·W·K, C+1]
             confs.append(conf(x).permute(0, 2, 3, 1).reshape(n, -1, self.num_classes + 1))
         return torch.cat(locs, dim=1), torch.cat(confs, dim=1)
-
-
-class SingleShotDetector(nn.Module):
-    """features → multibox head, with the matching default boxes (the model contract, DESIGN.md).
-
-    features:    module mapping images [N, in_channels, H, W] to a list of maps (finest first).
-    head:        :class:`MultiBoxHead` over those maps.
-    priors:      float32 [P, 4] default boxes (cx, cy, w, h) normalised to [0, 1], same order as the head.
-    in_channels: channels the model reads; input_size: (height, width) the priors were built for.
-    info:        plain description of how the model was built (name, options, initialisation), for
-                 experiment outputs.
-
-    forward(images [N, in_channels, H, W] float32) → (loc [N, P, 4], conf [N, P, num_classes + 1]) raw
-    (un-decoded offsets, un-normalised scores); class 0 is background.
-    """
-
-    def __init__(
-        self,
-        features: nn.Module,
-        head: MultiBoxHead,
-        priors: torch.Tensor,
-        *,
-        in_channels: int,
-        input_size: tuple[int, int],
-        info: dict | None = None,
-    ) -> None:
-        super().__init__()
-        self.features = features
-        self.head = head
-        self.in_channels = in_channels
-        self.input_size = tuple(input_size)
-        self.num_classes = head.num_classes
-        self.info = dict(info or {})
-        # Set by models.inference.prepare_for_inference: convert inputs to NHWC for faster CPU kernels.
-        self.channels_last = False
-        # Not persistent: default boxes are derived from the architecture, never learned or loaded.
-        self.register_buffer("priors", priors.to(torch.float32), persistent=False)
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if images.dim() != 4 or images.shape[1] != self.in_channels:
-            raise KitError(
-                f"the model reads images [N, {self.in_channels}, H, W] but got shape {tuple(images.shape)}; "
-                f"check the modality's channel count or build the model with in_channels={images.shape[1]}"
-                if images.dim() == 4
-                else f"images must be [N, C, H, W], got shape {tuple(images.shape)}"
-            )
-        if tuple(images.shape[-2:]) != self.input_size:
-            raise KitError(
-                f"the model's default boxes are built for {self.input_size[0]}×{self.input_size[1]} inputs "
-                f"but got {images.shape[-2]}×{images.shape[-1]}; resize the images or build with "
-                f"input_size={tuple(images.shape[-2:])}"
-            )
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        loc, conf = self.head(self.features(images))
-        if loc.shape[1] != self.priors.shape[0]:  # a bug in a features module, not a user error
-            raise RuntimeError(f"head produced {loc.shape[1]} boxes for {self.priors.shape[0]} priors")
-        return loc, conf

@@ -36,8 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from dsod_depth.models.detector import SingleShotDetector
 from dsod_depth.models.dsod import DenseBlock, DenseLayer
-from dsod_depth.models.heads import L2Norm, MultiBoxHead, SingleShotDetector
+from dsod_depth.models.heads import L2Norm, MultiBoxHead
 from dsod_depth.models.layers import NormReLUConv
 
 
@@ -122,8 +123,13 @@ def fold_preactivation(module: nn.Module) -> int:
     """
     count = 0
     for unit in list(module.modules()):
-        if not (isinstance(unit, NormReLUConv) and _foldable(unit.norm) and unit.conv.kernel_size == (1, 1)
-                and unit.conv.padding == (0, 0) and unit.conv.groups == 1):
+        if not (
+            isinstance(unit, NormReLUConv)
+            and _foldable(unit.norm)
+            and unit.conv.kernel_size == (1, 1)
+            and unit.conv.padding == (0, 0)
+            and unit.conv.groups == 1
+        ):
             continue
         norm, conv = unit.norm, unit.conv
         with torch.no_grad():

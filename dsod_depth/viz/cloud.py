@@ -96,8 +96,9 @@ def frame_cloud(
     """
     depth = np.asarray(depth)
     if depth.ndim != 2 or base_colors.shape != (*depth.shape, 3):
-        raise KitError(f"depth [H, W] and colours [H, W, 3] must match; got {depth.shape}, "
-                       f"{base_colors.shape}")
+        raise KitError(
+            f"depth [H, W] and colours [H, W, 3] must match; got {depth.shape}, {base_colors.shape}"
+        )
     points, index = valid_points(depth.astype(np.float64), intrinsics)  # [N, 3], [N]
     colors = base_colors.reshape(-1, 3)[index].astype(np.float64) / 255.0  # [H, W, 3] -> [H*W, 3] -> [N, 3]
     labels = box_label_image(depth.shape, det_boxes, det_labels, det_scores).reshape(-1)[index]  # [N]

@@ -5,16 +5,16 @@ Links are relative to the report's folder, so the folder can be moved or publish
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsod_depth.evaluation.tables import pct
 from dsod_depth.viz.style import atomic_output
 
-__all__ = ["ReportFigures", "metrics_table", "write_report"]
+__all__ = ["ReportFigures", "metrics_table", "write_run_report"]
 
 _METRIC_TITLES = {
     "voc07": "PASCAL VOC2007 11-point AP at IoU ≥ {iou:g}",
@@ -33,8 +33,7 @@ class ReportFigures:
     clouds: list[tuple[str, Path, Path]] = field(default_factory=list)  # (image id, PNG, PLY)
 
 
-def _pct(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+_MISSING = "–"  # en dash: the report's mark for a score that does not exist (class without GT)
 
 
 def _cell(text: Any) -> str:
@@ -54,13 +53,13 @@ def metrics_table(metrics: dict[str, Any]) -> str:
     lines = ["| class | AP [%] | GT | detections |", "|---|---:|---:|---:|"]
     for name, ap in metrics.get("ap_per_class", {}).items():
         counts = f"{gt_counts.get(name, '')} | {det_counts.get(name, '')}"
-        lines.append(f"| {_cell(name)} | {_pct(ap)} | {counts} |")
+        lines.append(f"| {_cell(name)} | {pct(ap, missing=_MISSING)} | {counts} |")
     mean_label = "AP@[.50:.95]" if metric == "coco" else "mAP"
-    lines.append(f"| **{mean_label}** | **{_pct(metrics.get('map'))}** | | |")
+    lines.append(f"| **{mean_label}** | **{pct(metrics.get('map'), missing=_MISSING)}** | | |")
     if metric == "coco":
         for label, key in (("AP@0.50", "ap50"), ("AP@0.75", "ap75")):
             if key in metrics:
-                lines.append(f"| {label} | {_pct(metrics[key])} | | |")
+                lines.append(f"| {label} | {pct(metrics[key], missing=_MISSING)} | | |")
     return "\n".join(lines)
 
 
@@ -69,7 +68,7 @@ def _link(target: Path, folder: Path) -> str:
     return Path(os.path.relpath(target, folder)).as_posix()
 
 
-def write_report(
+def write_run_report(
     path: str | os.PathLike,
     *,
     title: str,

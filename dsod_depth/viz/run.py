@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dsod_depth.engine.run_dir import RunDir, checkpoint_folder, read_metrics_log, run_lock
+from dsod_depth.engine.init import init_label
+from dsod_depth.engine.run_dir import RunDir, read_metrics_log, run_lock
 from dsod_depth.errors import KitError
 from dsod_depth.viz.style import class_colors, save_figure
 
@@ -52,6 +53,7 @@ def load_run(run_dir: str | Path, split: str = "test") -> RunEvaluation:
     missing and the command that makes it."""
     from dsod_depth.config import load_config
     from dsod_depth.evaluation import evaluate_files, load_detections, load_ground_truth
+
     run = RunDir(run_dir)
     run_dir = run.path
     if not run_dir.is_dir():
@@ -115,19 +117,14 @@ def _write_cloud(samples, index: int, boxes, stem: Path, *, title: str, class_na
     return save_figure(fig, stem.parent / f"{stem.name}.png"), ply
 
 
-def _init_label(init: str) -> str:
-    """Short initialisation name for titles: ``pretrained:runs/x/checkpoints/last.pt`` → ``pretrained:x``
-    (the run folder names the weights better than the file name does)."""
-    if not init.startswith("pretrained:"):
-        return init
-    path = Path(init.split(":", 1)[1])
-    return f"pretrained:{checkpoint_folder(path).name or path.name}"
-
-
 def _settings(run: RunEvaluation, samples) -> list[tuple[str, Any]]:
     cfg = run.config
     steps = [r["step"] for r in run.records if "loss" in r]
     losses = [r["loss"] for r in run.records if isinstance(r.get("loss"), (int, float))]
+    budget = (
+        f"{cfg.train.iters} steps × {cfg.train.batch_size} images × {cfg.optim.accumulate} accumulation, "
+        f"lr {cfg.optim.lr:g} ({cfg.optim.schedule})"
+    )
     return [
         ("run", f"`{run.run_dir}`"),
         ("dataset / split", f"{samples.dataset or '?'} / {run.split} ({len(run.gt.image_ids)} images)"),
@@ -136,8 +133,7 @@ def _settings(run: RunEvaluation, samples) -> list[tuple[str, Any]]:
         ("modality", cfg.data.modality),
         ("initialisation", cfg.model.init),
         ("input size", f"{cfg.data.input_size} px"),
-        ("budget", f"{cfg.train.iters} steps × {cfg.train.batch_size} images × {cfg.optim.accumulate} "
-                   f"accumulation, lr {cfg.optim.lr:g} ({cfg.optim.schedule})"),  # fmt: skip
+        ("budget", budget),
         ("steps logged", str(max(steps)) if steps else "none"),
         ("final training loss", f"{losses[-1]:.4f}" if losses else "not logged"),
     ]
@@ -186,7 +182,7 @@ def visualize_run(
         select_frames,
         shown_detections,
     )
-    from dsod_depth.viz.report import ReportFigures, write_report
+    from dsod_depth.viz.report import ReportFigures, write_run_report
 
     if num_frames < 1:
         raise KitError(f"the number of frames to draw (--n) must be at least 1; got {num_frames}")
@@ -209,7 +205,7 @@ def visualize_run(
         colors = class_colors(len(names))
         name = run.config.name
         cfg = run.config
-        label = f"run {name} ({cfg.model.name}, {cfg.data.modality}, {_init_label(cfg.model.init)})"  # titles
+        label = f"run {name} ({cfg.model.name}, {cfg.data.modality}, {init_label(cfg.model.init)})"  # titles
         figures = ReportFigures()
 
         figures.training = save_figure(training_figure(run.records, title=f"Training curves · {label}"),
@@ -251,7 +247,7 @@ def visualize_run(
             )  # fmt: skip
             figures.clouds.append((image_id, png, ply))
 
-        report = write_report(
+        report = write_run_report(
             out / "report.md", title=f"Run {name} · {split} split", settings=_settings(run, samples),
             metrics=run.metrics, figures=figures, score_threshold=score_threshold,
         )  # fmt: skip

@@ -159,6 +159,7 @@ def write_frame(root: Path, spec: SunFrameSpec, rng: np.random.Generator) -> Pat
 
 def write_allsplit(path: Path, specs: list[SunFrameSpec], extra_test: list[str] = ()) -> Path:
     """``allsplit.mat`` listing the specs' keys (train / test), plus keys that are not on disk."""
+
     def cells(keys):
         out = np.empty((1, len(keys)), dtype=object)
         for i, k in enumerate(keys):

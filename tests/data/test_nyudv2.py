@@ -34,9 +34,7 @@ def _expected_boxes(objects, crop):
     for (label, _instance), rects in sorted(objects.items()):
         if label not in ids:
             continue
-        parts = [
-            (max(a, r0) - r0, min(b, r1) - r0, max(c, c0) - c0, min(d, c1) - c0) for a, b, c, d in rects
-        ]
+        parts = [(max(a, r0) - r0, min(b, r1) - r0, max(c, c0) - c0, min(d, c1) - c0) for a, b, c, d in rects]
         parts = [p for p in parts if p[0] < p[1] and p[2] < p[3]]
         if parts:
             box = [min(p[2] for p in parts), min(p[0] for p in parts), max(p[3] for p in parts),
@@ -248,8 +246,8 @@ def test_prepare_refuses_bad_sources_with_one_line_and_no_store(nyu_source, tmp_
 def test_two_workers_write_the_same_store(nyu_source, tmp_path):
     """Spawned workers each open their own handle on the labeled file; the store is identical."""
     source, _ = nyu_source
-    one = nyudv2.prepare_nyudv2(source, tmp_path / "one", workers=1, progress=False)
-    two = nyudv2.prepare_nyudv2(source, tmp_path / "two", workers=2, progress=False)
+    one = nyudv2.prepare_nyudv2(source, tmp_path / "one", workers=1, progress=False).files
+    two = nyudv2.prepare_nyudv2(source, tmp_path / "two", workers=2, progress=False).files
     for split in one:
         a, _ = load_prepared(one[split], split)
         b, _ = load_prepared(two[split], split)
@@ -260,7 +258,7 @@ def test_two_workers_write_the_same_store(nyu_source, tmp_path):
 
 def test_interrupted_preparation_leaves_no_split_and_resumes(nyu_source, tmp_path, monkeypatch):
     source, _ = nyu_source
-    reference = nyudv2.prepare_nyudv2(source, tmp_path / "reference", with_hha=False, progress=False)
+    reference = nyudv2.prepare_nyudv2(source, tmp_path / "reference", with_hha=False, progress=False).files
     original = nyudv2.NyuFrames.__call__
 
     def dies_on_frame_2(self, index):
@@ -276,7 +274,7 @@ def test_interrupted_preparation_leaves_no_split_and_resumes(nyu_source, tmp_pat
     with pytest.raises(KitError, match="interrupted|rerun"):
         load_prepared(out, "train")
     monkeypatch.setattr(nyudv2.NyuFrames, "__call__", original)
-    resumed = nyudv2.prepare_nyudv2(source, out, with_hha=False, progress=False)
+    resumed = nyudv2.prepare_nyudv2(source, out, with_hha=False, progress=False).files
     for split in reference:
         a, _ = load_prepared(reference[split], split)
         b, _ = load_prepared(resumed[split], split)

@@ -172,9 +172,9 @@ def test_object_whose_polygons_fail_for_different_reasons(tmp_path):
 
 
 def test_polygons_of_deleted_and_unmapped_objects_are_not_checked(tmp_path):
-    doc = {"objects": [None, {}, {"name": "Wall"}],
-           "frames": [{"polygon": [{"x": 1, "y": 2, "object": 0}, {"x": 1, "y": 2, "object": 1},
-                                   {"x": 1, "y": 2, "object": 2}, {"x": [1, 5], "y": [1, 5], "object": 2}]}]}
+    polygon = [{"x": 1, "y": 2, "object": 0}, {"x": 1, "y": 2, "object": 1}, {"x": 1, "y": 2, "object": 2},
+               {"x": [1, 5], "y": [1, 5], "object": 2}]  # fmt: skip
+    doc = {"objects": [None, {}, {"name": "Wall"}], "frames": [{"polygon": polygon}]}
     unmapped = Counter()
     found = polygon_boxes(doc, 20, 10, tmp_path / "index.json", unmapped)
     assert found.boxes.shape == (0, 4) and found.dropped_polygons == [] and found.dropped_objects == []
@@ -326,8 +326,9 @@ def test_prepare_with_val_split(sun_source, tmp_path, capsys):
     out = tmp_path / "store"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        files = sunrgbd.prepare_sunrgbd(root, out, with_val=True, progress=False, with_hha=False)
-    assert sorted(files) == ["test", "train", "val"]
+        report = sunrgbd.prepare_sunrgbd(root, out, with_val=True, progress=False, with_hha=False)
+    assert sorted(report.files) == ["test", "train", "val"]
+    assert report.listed["val"] >= 1 and report.notes[0].startswith("most frequent names outside")
     assert len(load_prepared(out, "train")[0]) == 2 and len(load_prepared(out, "val")[0]) == 1
 
 

@@ -2,10 +2,10 @@ import torch
 
 from dsod_depth.cli import main
 from dsod_depth.config import load_config
+from dsod_depth.data.crops import ObjectCrops
 from dsod_depth.data.loader import DetectionDataset
 from dsod_depth.engine.checkpoint import load_checkpoint
 from dsod_depth.engine.model_setup import build_model_for
-from dsod_depth.engine.pretrain import ObjectCrops
 from dsod_depth.models import adapt_first_conv
 from tests.engine.conftest import write_config
 
@@ -65,3 +65,29 @@ def test_pretrain_then_transfer_into_detectors(tiny_store, tmp_path, capsys):
     for key, value in weights.items():
         if key not in adapted:
             assert torch.equal(state[key], value), key
+
+
+def test_pretraining_optimiser_decays_weights_only(tiny_store, tmp_path, monkeypatch):
+    """The trainer's rule (optimiser_for): norm scales and biases (1-D) carry no weight decay."""
+    from dsod_depth.engine import pretrain as pretrain_module
+
+    real, built = pretrain_module.optimiser_for, []
+
+    def spy(model, optim):
+        built.append((model, real(model, optim)))
+        return built[-1][1]
+
+    monkeypatch.setattr(pretrain_module, "optimiser_for", spy)
+    cfg = write_config(
+        tmp_path / "pre.yaml", tiny_store, data={"modality": "rgb", "input_size": 48},
+        optim={"weight_decay": 1e-3}, train={"iters": 1, "batch_size": 4},
+    )  # fmt: skip
+    pretrain_module.pretrain(load_config(cfg), tmp_path / "pre", progress=False)
+    [(model, optimiser)] = built
+    decay = {id(p): group["weight_decay"] for group in optimiser.param_groups for p in group["params"]}
+    params = list(model.parameters())
+    assert len(decay) == len(params)  # every parameter, once, including the linear classifier's
+    assert any(p.ndim == 1 for p in params) and any(p.ndim > 1 for p in params)
+    for param in params:
+        assert decay[id(param)] == (1e-3 if param.ndim > 1 else 0.0), tuple(param.shape)
+    assert decay[id(model.classifier.bias)] == 0.0

@@ -136,7 +136,7 @@ def test_amp_channels_last_training_on_cuda(tiny_store, tmp_path, amp):
 
 
 def test_amp_is_off_on_cpu(tiny_store, tmp_path):
-    from dsod_depth.engine.trainer import amp_dtype_for
+    from dsod_depth.engine.device import amp_dtype_for
 
     config = load_config(write_config(tmp_path / "cfg.yaml", tiny_store, train={"amp": "bf16"}))
     assert amp_dtype_for(config, torch.device("cpu")) is None

@@ -1,4 +1,4 @@
-"""Detection-file checks, write_json_atomic and format_table."""
+"""Detection-file checks, write_json_atomic, format_table and the percentage formatter."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from dsod_depth.errors import KitError
 from dsod_depth.evaluation import evaluate_voc, format_table, write_json_atomic
 from dsod_depth.evaluation.io import _detection_columns, _detection_columns_explained
+from dsod_depth.evaluation.tables import pct
 
 
 def test_write_json_atomic_creates_folders_and_replaces(tmp_path):
@@ -44,6 +45,21 @@ def test_format_table_lists_every_class_and_the_mean():
     assert rows["night stand"][-3:] == ["-", "0", "0"]
     assert lines[-1].split()[:2] == ["mAP", "50.00"]
     assert "absent (no ground truth to score): night stand" in lines[-1]
+
+
+def test_pct_formats_a_fraction_and_marks_what_does_not_exist():
+    assert pct(0.5) == "50.00" and pct(1) == "100.00" and pct(np.float32(0.125)) == "12.50"
+    assert pct(0.1234, decimals=1) == "12.3" and pct(0.0, decimals=1) == "0.0"
+    assert pct(None) == pct(float("nan")) == "-"
+    assert pct(None, decimals=1, missing="—") == "—" and pct(float("nan"), missing="") == ""
+
+
+def test_every_table_formats_percentages_with_the_one_formatter():
+    from dsod_depth.experiments import tables as experiment_tables
+    from dsod_depth.viz import report
+
+    for module in (experiment_tables, report):
+        assert module.pct is pct and not hasattr(module, "_pct")
 
 
 def test_fast_and_explained_detection_checks_agree_on_valid_files():

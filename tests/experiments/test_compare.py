@@ -24,11 +24,17 @@ def runs(tmp_path):
     root = tmp_path / "runs"
     make_run(root, "a", modality="rgb", init="scratch", seed=0, ap={"chair": 0.40, "table": 0.60})
     make_run(root, "b", modality="rgb", init="scratch", seed=1, ap={"chair": 0.44, "table": 0.64})
-    make_run(root, "c", modality="rgb", init="imagenet", seed=0, ap={"chair": 0.56, "table": 0.64}, model=DENSE)  # noqa: E501
-    make_run(root, "d", modality="rgb", init="imagenet", seed=1, ap={"chair": 0.58, "table": 0.66}, model=DENSE)  # noqa: E501
+    make_run(
+        root, "c", modality="rgb", init="imagenet", seed=0, ap={"chair": 0.56, "table": 0.64}, model=DENSE
+    )  # noqa: E501
+    make_run(
+        root, "d", modality="rgb", init="imagenet", seed=1, ap={"chair": 0.58, "table": 0.66}, model=DENSE
+    )  # noqa: E501
     make_run(root, "e", modality="depth", init="scratch", seed=0, ap={"chair": 0.30, "table": 0.50})
     make_run(root, "f", modality="depth", init="scratch", seed=1, ap={"chair": 0.34, "table": 0.54})
-    make_run(root, "g", modality="depth", init="imagenet", seed=0, ap={"chair": 0.35, "table": 0.55}, model=DENSE)  # noqa: E501
+    make_run(
+        root, "g", modality="depth", init="imagenet", seed=0, ap={"chair": 0.35, "table": 0.55}, model=DENSE
+    )  # noqa: E501
     make_run(root, "h", modality="depth", init=PRETRAINED, seed=0, ap={"chair": 0.38, "table": None})
     return root
 
@@ -120,7 +126,9 @@ def test_json_holds_the_exact_fractions(runs, tmp_path):
     assert rgb_scratch["map_std"] == statistics.stdev([0.5, 0.54])
     assert group[("depth", "imagenet")]["map_std"] is None
     assert group[("depth", "pretrained:rgb_pre")]["ap_per_class"]["table"] == {
-        "mean": None, "std": None, "values": [None]
+        "mean": None,
+        "std": None,
+        "values": [None],
     }
     (gain,) = [d for d in data["gains"] if (d["modality"], d["init"]) == ("depth", "imagenet")]
     assert gain["scratch_map"] == pytest.approx(0.42) and gain["init_map"] == pytest.approx(0.45)

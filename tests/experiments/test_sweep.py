@@ -63,7 +63,8 @@ def test_sweep_skips_finished_runs_and_resumes_the_failed_one(sweep_store, tmp_p
     assert load_checkpoint(second / "checkpoints" / "last.pt")["step"] == 4
     metrics = json.loads((second / "eval" / "test" / "metrics.json").read_text())
     assert [o.map for o in result.outcomes] == [
-        json.loads((first / "eval" / "test" / "metrics.json").read_text())["map"], metrics["map"]
+        json.loads((first / "eval" / "test" / "metrics.json").read_text())["map"],
+        metrics["map"],
     ]
     summary = json.loads((output / "sweep.json").read_text())
     assert [r["status"] for r in summary["runs"]] == ["skipped", "resumed"]
@@ -80,6 +81,7 @@ def test_sweep_skips_finished_runs_and_resumes_the_failed_one(sweep_store, tmp_p
     # by the matrix or the store folder ("rooms", "tiny_rooms").
     comparison = compare_runs([output])
     assert [(g["dataset"], g["modality"], g["init"], g["n"]) for g in comparison["groups"]] == [
-        ("synthrooms", "rgb", "scratch", 1), ("synthrooms", "depth", "scratch", 1)
+        ("synthrooms", "rgb", "scratch", 1),
+        ("synthrooms", "depth", "scratch", 1),
     ]
     assert {r["dataset_source"] for r in comparison["runs"]} == {"store"}

@@ -39,7 +39,10 @@ def example_counts(default: int) -> list:
 
 
 def check_examples(
-    strategy: st.SearchStrategy, check: Callable[[Any], None], *, max_examples: int,
+    strategy: st.SearchStrategy,
+    check: Callable[[Any], None],
+    *,
+    max_examples: int,
     always: Sequence[Any] = (),
 ) -> None:
     """Run ``check`` on ``max_examples`` draws of ``strategy`` and on every input of ``always`` (the

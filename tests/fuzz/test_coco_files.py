@@ -98,5 +98,9 @@ def _check_evaluate_cli(case: tuple[tuple[bytes, bytes], str]) -> None:
 @pytest.mark.parametrize("max_examples", example_counts(60))
 def test_evaluate_command_on_damaged_files(max_examples):
     cases = st.tuples(FILE_PAIRS, st.sampled_from(["voc07", "voc12", "coco"]))
-    check_examples(cases, _check_evaluate_cli, max_examples=max_examples,
-                   always=[(pair, "voc07") for pair in REGRESSIONS])
+    check_examples(
+        cases,
+        _check_evaluate_cli,
+        max_examples=max_examples,
+        always=[(pair, "voc07") for pair in REGRESSIONS],
+    )

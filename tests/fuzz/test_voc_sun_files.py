@@ -29,8 +29,19 @@ from tests.fuzz.mutations import (
 )  # fmt: skip
 
 VOC_XML = _xml(SPECS[0]).encode()
-VOC_TAGS = ["size", "width", "height", "object", "name", "bndbox", "xmin", "ymin", "xmax", "ymax",
-            "difficult"]
+VOC_TAGS = [
+    "size",
+    "width",
+    "height",
+    "object",
+    "name",
+    "bndbox",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "difficult",
+]
 
 
 @st.composite
@@ -45,7 +56,7 @@ def damaged_voc_xml(draw: st.DrawFn) -> bytes:
     value = draw(st.one_of(st.sampled_from(["nan", "inf", "-inf", "1e400", "-5", "0", "", "x", "1e308"]),
                            WEIRD_VALUES.map(str)))  # fmt: skip
     start = text.find(f"<{tag}>") + len(tag) + 2
-    return (text[:start] + value.replace("<", "").replace("&", "") + text[text.find("</", start):]).encode()
+    return (text[:start] + value.replace("<", "").replace("&", "") + text[text.find("</", start) :]).encode()
 
 
 VOC_REGRESSIONS = [VOC_XML.replace(b"<width>50</width>", b"<width>nan</width>"),

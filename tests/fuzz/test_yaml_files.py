@@ -65,8 +65,9 @@ def _check_load_config(text: bytes) -> None:
 
 @pytest.mark.parametrize("max_examples", example_counts(200))
 def test_load_config_returns_or_raises_kit_error(max_examples):
-    check_examples(damaged_yaml(CONFIG), _check_load_config, max_examples=max_examples,
-                   always=CONFIG_REGRESSIONS)
+    check_examples(
+        damaged_yaml(CONFIG), _check_load_config, max_examples=max_examples, always=CONFIG_REGRESSIONS
+    )
 
 
 @pytest.mark.parametrize("max_examples", example_counts(40))

@@ -92,7 +92,7 @@ def test_detection_figure_without_any_box_still_explains_itself(tmp_path):
     empty = FrameBoxes(
         gt_boxes=np.zeros((0, 4)), gt_labels=np.zeros(0, np.int64), gt_difficult=np.zeros(0, bool),
         det_boxes=np.zeros((0, 4)), det_scores=np.zeros(0), det_labels=np.zeros(0, np.int64),
-    )
+    )  # fmt: skip
     fig = detection_figure(_panels(rows=1), empty, class_names=NAMES, colors=class_colors(3), title="t")
     assert not fig.legends and any("no objects" in t.get_text() for t in fig.texts)
     with Image.open(save_figure(fig, tmp_path / "empty.png")) as image:

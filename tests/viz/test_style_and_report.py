@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from dsod_depth.errors import KitError
-from dsod_depth.viz.report import ReportFigures, metrics_table, write_report
+from dsod_depth.viz.report import ReportFigures, metrics_table, write_run_report
 from dsod_depth.viz.style import atomic_output, class_colors, new_figure, readable_text_color, save_figure
 
 
@@ -84,8 +84,10 @@ def test_report_links_every_figure_relative_to_its_folder(tmp_path):
         detections=[("img/1", out / "detections" / "img_1.png")],
         clouds=[("img/1", out / "cloud" / "img_1.png", out / "cloud" / "img_1.ply")],
     )  # fmt: skip
-    report = write_report(out / "report.md", title="Run x · test split", settings=[("model", "dsod_tiny")],
-                          metrics=METRICS, figures=figures, score_threshold=0.3)  # fmt: skip
+    report = write_run_report(
+        out / "report.md", title="Run x · test split", settings=[("model", "dsod_tiny")], metrics=METRICS,
+        figures=figures, score_threshold=0.3,
+    )  # fmt: skip
     text = report.read_text()
     assert text.startswith("# Run x · test split\n")
     for link in ("(training_curves.png)", "(pr_curves.png)", "(detections/img_1.png)", "(cloud/img_1.png)",

@@ -135,18 +135,6 @@ def test_a_coco_scored_run_gets_voc_curves_with_a_clear_title(tiny_run, tmp_path
     assert (run / "figures" / "pr_curves.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize(("init", "label"), [
-    ("scratch", "scratch"), ("imagenet", "imagenet"),
-    ("pretrained:runs/rgb_pre/checkpoints/last.pt", "pretrained:rgb_pre"),
-    ("pretrained:weights/backbone.pt", "pretrained:weights"),
-    ("pretrained:backbone.pt", "pretrained:backbone.pt"),
-])  # fmt: skip
-def test_init_label(init, label):
-    from dsod_depth.viz.run import _init_label
-
-    assert _init_label(init) == label
-
-
 def test_file_names_are_safe_and_distinct():
     from dsod_depth.viz.run import file_stems
 

@@ -1,24 +1,30 @@
 """Bar chart of a comparison: mAP per modality × init, mean ± sample std over seeds, seeds as dots.
 
-Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state).
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no global state). The
+result comes from :func:`dsod_depth.experiments.compare.compare_runs`; the words naming each dataset's
+metric come with it from the caller (:func:`dsod_depth.experiments.naming.metric_phrase`), so that this
+module needs nothing from ``experiments``. Sized in inches at its own DPI, unlike the run figures of
+:mod:`.style`: the panel width follows the number of bars.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dsod_depth.experiments.tables import metric_phrase
-
 __all__ = ["draw_bar_chart"]
 
 
-def draw_bar_chart(result: dict[str, Any], path: str | Path, *, dpi: int = 120) -> Path:
+def draw_bar_chart(
+    result: dict[str, Any], path: str | Path, *, metric_phrases: Mapping[str, str], dpi: int = 120
+) -> Path:
     """Write a PNG with one panel per dataset: x = modality, one bar per init (height = mean mAP in
     percent, error bar = sample std over seeds, none for one seed), each seed's mAP as a black dot,
-    the mean printed above its bar. Returns ``path``."""
+    the mean printed above its bar. ``metric_phrases`` maps each dataset's name to the words naming its
+    metric, shown on the y axis. Returns ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -60,7 +66,7 @@ def draw_bar_chart(result: dict[str, Any], path: str | Path, *, dpi: int = 120) 
         ax.set_xlim(-0.6, len(modalities) - 0.4)
         ax.set_ylim(0.0, min(100.0, top * 1.18 + 2.0))
         ax.set_xlabel("modality")
-        ax.set_ylabel(f"mAP [%] ({metric_phrase(dataset)})")
+        ax.set_ylabel(f"mAP [%] ({metric_phrases[dataset['name']]})")
         ax.set_title(f"{dataset['name']}: mean ± std over seeds")
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
