@@ -1,4 +1,5 @@
-"""Camera geometry: intrinsics, back-projection, normals, gravity (numpy and torch)."""
+"""Camera geometry: intrinsics, back-projection, normals, gravity (numpy and torch), box sums, and
+filling the holes of raw depth (:mod:`.fill`)."""
 
 from dsod_depth.geometry.backproject import backproject, valid_points
 from dsod_depth.geometry.boxsum import box_sum

@@ -1,4 +1,10 @@
-"""Using a trained detector outside the study: :class:`Detector` on raw RGB-D frames, and ONNX export."""
+"""Using a trained detector outside the study.
+
+* :mod:`.detector` — :class:`Detector`: a checkpoint on raw RGB-D frames, encoded as for training;
+* :mod:`.frames` — users' files: gathering frames, depth formats and units, colour images;
+* :mod:`.detect` — ``dsod-depth detect``: frames to COCO files, figures and point clouds;
+* :mod:`.export` — ONNX export with metadata, checked in onnxruntime.
+"""
 
 from dsod_depth.lazy import lazy_exports
 

@@ -8,7 +8,7 @@ inputs that reach deep into a parser):
   dropped, a value replaced by a wrong type, an empty container, a huge, negative or non-finite number.
 
 :func:`run_cli` calls ``dsod_depth.cli.main`` in-process; :func:`assert_clean_outcome` checks the
-contract of ``cli.py``: success, or exactly one ``error: ...`` line and exit code 2 — never an
+contract of the CLI (``dsod_depth/cli/``): success, or exactly one ``error: ...`` line and exit code 2 — never an
 exception escaping ``main`` and never an output left behind by a failed command.
 """
 
