@@ -50,7 +50,7 @@ def _detector(name: str, in_channels: int, fusion: str = "early", split=(3, 3)) 
     torch.manual_seed(0)
     options = {"fusion": fusion, "late_split": split} if fusion == "late" else {}
     model = build_detector(name, num_classes=NUM_CLASSES, in_channels=in_channels, **options).eval()
-    with_random_statistics(model)
+    with_random_statistics(model, seed=None)  # the stream seeded above, before the build
     with torch.no_grad():
         _, conf = model(_images(model, 2))
         factor = 1.5 / conf.std()
