@@ -1,10 +1,11 @@
 """Experiment configuration: frozen dataclasses per component and strict YAML loading.
 
 A config file has four sections (``data``, ``model``, ``optim``, ``train``) plus a
-``name``. Every key is checked: an unknown key or a value of the wrong type is
-rejected with the file name and the key's dotted path. ``--set a.b=value``
-overrides are parsed as YAML scalars and checked the same way. The resolved config
-(:func:`to_dict`) is written into every run directory and checkpoint.
+``name``, and two optional ones (``loss``, ``postprocess``) whose defaults are the official DSOD/SSD
+values, so a file without them (every config written before they existed) means what it always meant.
+Every key is checked: an unknown key or a value of the wrong type is rejected with the file name and
+the key's dotted path. ``--set a.b=value`` overrides are parsed as YAML scalars and checked the same
+way. The resolved config (:func:`to_dict`) is written into every run directory and checkpoint.
 """
 
 from __future__ import annotations
@@ -73,12 +74,31 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LossConfig:
+    # The MultiBox loss (detection/loss.py); defaults = the Caffe MultiBoxLoss layer of DSOD/SSD.
+    loc_weight: float = 1.0  # weight of the smooth-L1 localisation term (the confidence term has 1)
+    neg_pos_ratio: float = 3.0  # hard negatives kept per matched default box
+    iou_threshold: float = 0.5  # a default box matches a ground-truth box at IoU >= this
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    # Keyword arguments of detection.postprocess.postprocess (same names); defaults = Caffe DetectionOutput.
+    score_threshold: float = 0.01  # detections scoring below this are dropped
+    nms_threshold: float = 0.45  # per-class NMS IoU
+    top_k: int = 400  # best default boxes per class that enter NMS
+    keep_top_k: int = 200  # detections kept per image after NMS
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "experiment"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
 
 _CHOICES = {
@@ -87,6 +107,17 @@ _CHOICES = {
     "train.amp": ("off", "bf16", "fp16"),
     "train.eval_metric": ("voc07", "voc12", "coco"),
     "model.first_conv": ("mean", "sum", "copy-scaled"),
+}
+
+# Numeric limits: (test, what the message asks for); a value outside makes a meaningless loss or no output.
+_LIMITS = {
+    "loss.loc_weight": (lambda v: v >= 0, ">= 0"),
+    "loss.neg_pos_ratio": (lambda v: v >= 0, ">= 0"),
+    "loss.iou_threshold": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "postprocess.score_threshold": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "postprocess.nms_threshold": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "postprocess.top_k": (lambda v: v >= 1, ">= 1"),
+    "postprocess.keep_top_k": (lambda v: v >= 1, ">= 1"),
 }
 
 
@@ -143,6 +174,8 @@ def _build(cls: type, data: Any, where: str, source: str) -> Any:
         values[key] = _check_value(value, hints[key], path, source)
         if path in _CHOICES and values[key] not in _CHOICES[path]:
             raise KitError(f"{source}: {path} must be one of {', '.join(_CHOICES[path])}, got {value!r}")
+        if path in _LIMITS and not _LIMITS[path][0](values[key]):
+            raise KitError(f"{source}: {path} must be {_LIMITS[path][1]}, got {value!r}")
     return cls(**values)
 
 

@@ -8,11 +8,15 @@
 4. evaluate each on the test split (VOC07 mAP@0.5), write ``results.json``, the comparison tables
    and figures, and print the table.
 
-Step 3 is a matrix (modality × init × seed) run by the sweep (``sweep --jobs``), step 4 uses
-``compare`` and ``visualize``. Every step is resumable: rerunning the same command skips what is
-finished. The default budget
-fits about 15 minutes on two CPU cores; ``--full`` trains longer on more frames. Each step's message
-goes to the ``log`` callable of :func:`run_demo` (the command line prints it with the time of day).
+Step 3 is a matrix (modality × init × seed) run by the sweep (``sweep --jobs``), which names the run
+folders; step 4 is ``compare`` (it reads every run's metrics and writes the comparison tables and
+chart; the demo's summary table and ``results.json`` are built from its result) and ``visualize``
+(the figures of the best depth-only run). What stays here is the demo's own: the data, the
+pretraining, the matrix and the report's prose. Every step is resumable: rerunning the same command
+skips what is finished; an output folder holding run folders this version would not make is refused
+before anything is written. The default budget fits about 15 minutes on two CPU cores; ``--full``
+trains longer on more frames. Each step's message goes to the ``log`` callable of :func:`run_demo`
+(the command line prints it with the time of day).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +38,15 @@ from dsod_depth.config import (
     OptimConfig,
     TrainConfig,
     dump_config,
+    load_config,
 )
-from dsod_depth.engine.run_dir import RunDir, read_eval_metrics
+from dsod_depth.engine.init import PRETRAINED_PREFIX
+from dsod_depth.engine.run_dir import CONFIG_FILE, RunDir
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.compare import compare_runs, write_tables
+from dsod_depth.experiments.matrix import matrix_from_dict
+from dsod_depth.experiments.naming import modality_token
+from dsod_depth.experiments.runs import RunOutcome
 from dsod_depth.experiments.sweep import run_sweep
 from dsod_depth.fileio import write_text_atomic
 
@@ -78,11 +88,10 @@ class DemoSettings:
 def detector_config(
     settings: DemoSettings, store: Path, modality: str, init: str, seed: int
 ) -> ExperimentConfig:
-    name = (
-        f"synthrooms_{modality.replace('+', '_')}_{'scratch' if init == 'scratch' else 'pretrained'}_s{seed}"
-    )
+    """One detector run of the demo; the sweep replaces ``name``, ``data.store``, ``data.modality``,
+    ``model.init`` and ``train.seed`` per cell (the run names are the sweep's, never built here)."""
     return ExperimentConfig(
-        name=name,
+        name="synthrooms_demo_detector",
         data=DataConfig(
             store=str(store),
             modality=modality,
@@ -126,6 +135,47 @@ def pretrain_config(settings: DemoSettings, store: Path) -> ExperimentConfig:
     )
 
 
+def demo_matrix(out: Path, settings: DemoSettings) -> tuple[dict[str, Any], str]:
+    """The detectors as a sweep matrix (plain dict) and the text of its base config: SynthRooms ×
+    modalities × (scratch, RGB-pretrained) × seeds, every run from ``out/configs/detector.yaml``
+    (written by :func:`run_demo`), run folders under ``out/runs`` named by the sweep."""
+    store, backbone = out / "data" / "synthrooms", RunDir(out / "pretrain_rgb").last
+    matrix = {
+        "name": "demo", "output": str(out / "runs"), "config": str(out / "configs" / "detector.yaml"),
+        "datasets": {"synthrooms": str(store)}, "modalities": list(MODALITIES),
+        "inits": ["scratch", f"{PRETRAINED_PREFIX}{backbone}"], "seeds": list(range(settings.seeds)),
+    }  # fmt: skip
+    return matrix, dump_config(detector_config(settings, store, MODALITIES[0], "scratch", 0))
+
+
+def check_run_folders(matrix: dict[str, Any], base_config: str) -> None:
+    """Refuse an output folder holding run folders this demo would not make (e.g. an older version's
+    names): they would sit beside the new runs under other names, and ``compare`` on the folder
+    would mix them in. Runs of other seeds of the same matrix are this demo's and stay. Writes
+    nothing in the output folder (the matrix is expanded from a temporary copy of its base config)."""
+    root = Path(matrix["output"])
+    found = sorted(p.parent for p in root.rglob(CONFIG_FILE)) if root.is_dir() else []
+    if not found:
+        return
+    seeds = set(matrix["seeds"])
+    for run_dir in found:
+        try:  # a folder of another seed (an earlier `--seeds 3`) is named by the same rule
+            seeds.add(load_config(RunDir(run_dir).config).train.seed)
+        except KitError:
+            pass  # unreadable as this version's config: refused below unless its name fits
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "detector.yaml"
+        base.write_text(base_config, encoding="utf-8")
+        specs = matrix_from_dict({**matrix, "config": str(base), "seeds": sorted(seeds)}).expand()
+    expected = {spec.run_dir.resolve() for spec in specs}
+    for run_dir in found:
+        if run_dir.resolve() not in expected:
+            raise KitError(
+                f"{run_dir} is not a run folder this demo makes (its runs are named like "
+                f"{specs[0].run_dir}); it is from another version: use another --out or delete {run_dir}"
+            )
+
+
 def run_demo(
     out: str | Path,
     settings: DemoSettings,
@@ -136,7 +186,8 @@ def run_demo(
     """Run the demo into ``out``; returns {"rows": results, "table": markdown, "report": path}.
 
     ``log`` receives one message per step (and the sweep's lines, indented); by default an INFO
-    record of this module's logger.
+    record of this module's logger. An ``out`` holding run folders of another version or matrix is
+    refused before anything is written (:func:`check_run_folders`).
     """
     from dsod_depth.data.frame_files import write_frame_files
     from dsod_depth.data.prepare import prepare_synthrooms
@@ -146,7 +197,12 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    store = out / "data" / "synthrooms"
+    matrix, base_config = demo_matrix(out, settings)
+    check_run_folders(matrix, base_config)
+    base = Path(matrix["config"])
+    if not base.is_file() or base.read_text(encoding="utf-8") != base_config:
+        write_text_atomic(base, base_config)
+    store = Path(matrix["datasets"]["synthrooms"])
     log(f"1/4 generating SynthRooms: {settings.num_train} train + {settings.num_test} test frames → {store}")
     prepare_synthrooms(
         store, num_train=settings.num_train, num_test=settings.num_test, size=settings.frame_size,
@@ -159,8 +215,7 @@ def run_demo(
     write_frame_files(store, "test", out / "frames", indices=busy)
 
     backbone_dir = out / "pretrain_rgb"
-    backbone = RunDir(backbone_dir).last
-    if backbone.is_file():
+    if RunDir(backbone_dir).last.is_file():
         log(f"2/4 RGB-pretrained backbone already in {backbone_dir}")
     else:
         log(f"2/4 pretraining the dsod_tiny backbone on RGB object crops ({settings.pretrain_iters} steps)")
@@ -168,15 +223,6 @@ def run_demo(
         log(f"    crop classification accuracy on the test split: {summary['test_accuracy']:.3f}")
 
     # The detectors are a matrix run through the sweep (its --jobs children share out the cores).
-    base = out / "configs" / "detector.yaml"
-    text = dump_config(detector_config(settings, store, MODALITIES[0], "scratch", 0))
-    if not base.is_file() or base.read_text(encoding="utf-8") != text:
-        write_text_atomic(base, text)
-    matrix = {
-        "name": "demo", "output": str(out / "runs"), "config": str(base),
-        "datasets": {"synthrooms": str(store)}, "modalities": list(MODALITIES),
-        "inits": ["scratch", f"pretrained:{backbone}"], "seeds": list(range(settings.seeds)),
-    }  # fmt: skip
     count = len(MODALITIES) * 2 * settings.seeds  # modalities × (scratch, RGB-pretrained) × seeds
     log(f"3/4 {count} detectors ({settings.iters} steps × batch {settings.batch_size} each), finished "
         f"ones skipped, {settings.jobs} at a time")  # fmt: skip
@@ -188,48 +234,70 @@ def run_demo(
         why = f"{first.spec.name}: {first.error}" if first else "interrupted"
         raise KitError(f"demo: {len(result.failed)} detector run(s) did not finish ({why}); "
                        "use another --out for other demo settings")  # fmt: skip
-    runs = [(o.spec.run_dir, o.spec.modality, "scratch" if o.spec.init == "scratch" else PRETRAINED_INIT,
-             o.spec.seed) for o in result.outcomes]  # fmt: skip
 
     log("4/4 comparison table, figures and report")
-    rows = []
-    for run_dir, modality, label, seed in runs:
-        metrics = read_eval_metrics(RunDir(run_dir), "test")
-        # results.json names modalities as the experiment configs do: rgb, depth, hha, rgb_hha.
-        name = modality.replace("+", "_")
-        rows.append({"dataset": "synthrooms", "modality": name, "init": label, "seed": seed,
-                     "map": float(metrics["map"])})  # fmt: skip
-    write_text_atomic(out / "results.json", json.dumps(rows, indent=2) + "\n")
-    rows = [{**row, "run_dir": str(run[0])} for row, run in zip(rows, runs)]
-    report = write_report(out, [r[0] for r in runs], rows, settings, time.perf_counter() - start)
-    return {"rows": rows, "table": report["table"], "report": report["path"]}
+    # compare reads every run's test metrics (a run without them, e.g. held by another process, is
+    # a one-line error naming it).
+    comparison = compare_runs([o.spec.run_dir for o in result.outcomes])
+    write_tables(comparison, out / "comparison.md")
+    rows = result_rows(result.outcomes, comparison)
+    write_text_atomic(out / "results.json", json.dumps([_public(r) for r in rows], indent=2) + "\n")
+    table = summary_table(comparison)
+    report = write_demo_report(out, rows, table, settings, time.perf_counter() - start)
+    return {"rows": rows, "table": table, "report": report}
 
 
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    """A compact Markdown table: mAP per modality (rows) × init (columns) and the gain Δ."""
-    import numpy as np
+def _init_name(label: str) -> str:
+    """The demo's name of an init label (compare's ``pretrained:pretrain_rgb`` → ``rgb-pretrained``)."""
+    return "scratch" if label == "scratch" else PRETRAINED_INIT
 
-    def cell(modality: str, init: str) -> tuple[str, float]:
-        values = [r["map"] for r in rows if r["modality"] == modality and r["init"] == init]
-        mean = float(np.mean(values))
-        spread = f" ± {100 * float(np.std(values, ddof=1)):.1f}" if len(values) > 1 else ""
-        return f"{100 * mean:.1f}{spread}", mean
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("dataset", "modality", "init", "seed", "map")}
+
+
+def result_rows(outcomes: list[RunOutcome], comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per run in the sweep's order: ``dataset``, ``modality`` (file-name form: rgb, depth, hha,
+    rgb_hha, as the experiment configs), ``init`` (scratch / rgb-pretrained), ``seed``, ``map`` (a
+    fraction, as compare read it) and ``run_dir``. The first five are the rows of ``results.json``."""
+    scores = {Path(r["run_dir"]).resolve(): r["map"] for r in comparison["runs"]}
+    return [
+        {"dataset": o.spec.dataset, "modality": modality_token(o.spec.modality),
+         "init": _init_name(o.spec.init), "seed": o.spec.seed, "map": scores[o.spec.run_dir.resolve()],
+         "run_dir": str(o.spec.run_dir)}
+        for o in outcomes
+    ]  # fmt: skip
+
+
+def summary_table(comparison: dict[str, Any]) -> str:
+    """The demo's compact Markdown table from :func:`compare_runs`'s groups and gains: mAP per modality
+    (rows) × init (columns), mean ± sample std over seeds, and the gain Δ (from the unrounded means)."""
+    groups = {(g["modality"], _init_name(g["init"])): g for g in comparison["groups"]}
+    gains = {g["modality"]: g["delta"] for g in comparison["gains"]}
+
+    def cell(modality: str, init: str) -> str:
+        group = groups[(modality, init)]
+        spread = f" ± {100 * group['map_std']:.1f}" if group["map_std"] is not None else ""
+        return f"{100 * group['map_mean']:.1f}{spread}"
 
     lines = [
         "| modality | scratch mAP@0.5 [%] | RGB-pretrained mAP@0.5 [%] | Δ pretrained − scratch [pts] |",
         "|---|---|---|---|",
     ]
-    for modality in (m.replace("+", "_") for m in MODALITIES):
-        (s_text, s_mean), (p_text, p_mean) = cell(modality, "scratch"), cell(modality, PRETRAINED_INIT)
-        lines.append(f"| {modality} | {s_text} | {p_text} | {100 * (p_mean - s_mean):+.1f} |")
+    for modality in MODALITIES:
+        scratch, pretrained = cell(modality, "scratch"), cell(modality, PRETRAINED_INIT)
+        lines.append(
+            f"| {modality_token(modality)} | {scratch} | {pretrained} | {100 * gains[modality]:+.1f} |"
+        )
     return "\n".join(lines)
 
 
-def write_report(
-    out: Path, run_dirs: list[Path], rows: list[dict[str, Any]], settings: DemoSettings, seconds: float
-) -> dict[str, Any]:
-    """report.md with the summary table, the full comparison (tables + figure) and per-run figures."""
-    table = summary_table(rows)
+def write_demo_report(
+    out: Path, rows: list[dict[str, Any]], table: str, settings: DemoSettings, seconds: float
+) -> Path:
+    """``out/report.md``: the demo's setting in prose, its summary table, a link to compare's tables
+    and chart (``comparison.md``, ``comparison.png``, already written) and to the figures
+    ``visualize`` draws of the best depth-only run. Returns its path."""
     sections = [
         "# dsod-depth demo on SynthRooms",
         "",
@@ -242,31 +310,28 @@ def write_report(
         "",
         table,
         "",
-    ]
-    write_tables(compare_runs(run_dirs), out / "comparison.md")
-    sections += [
         "Full comparison (per-class AP, domain-mismatch table, bar chart): [comparison.md](comparison.md)",
         "",
         "![mAP per modality and init](comparison.png)",
         "",
     ]
-    by_dir = {r["run_dir"]: r for r in rows}
-    depth_runs = [d for d in run_dirs if by_dir[str(d)]["modality"] in DEPTH_MODALITIES]
-    if depth_runs:
-        best = max(depth_runs, key=lambda d: by_dir[str(d)]["map"])
-        row = by_dir[str(best)]
+    depth_rows = [r for r in rows if r["modality"] in DEPTH_MODALITIES]
+    if depth_rows:
         from dsod_depth.viz import visualize_run  # matplotlib and open3d only when figures are drawn
 
-        figures = visualize_run(best, split="test", num_frames=6, score_threshold=0.3, progress=False)
+        best = max(depth_rows, key=lambda r: r["map"])
+        figures = visualize_run(
+            best["run_dir"], split="test", num_frames=6, score_threshold=0.3, progress=False
+        )
         link = figures.report.relative_to(out)
         sections += [
-            f"Best depth-only run: {row['modality']} / {row['init']} (seed {row['seed']}) with mAP@0.5 = "
-            f"{100 * row['map']:.1f} %. Its detections on RGB, colourised depth and HHA, PR curves, "
+            f"Best depth-only run: {best['modality']} / {best['init']} (seed {best['seed']}) with mAP@0.5 = "
+            f"{100 * best['map']:.1f} %. Its detections on RGB, colourised depth and HHA, PR curves, "
             f"training curves and 3D view: [{link}]({link}).",
         ]
     path = out / "report.md"
     write_text_atomic(path, "\n".join(sections) + "\n")
-    return {"table": table, "path": path}
+    return path
 
 
 def demo_settings(*, full: bool, seeds: int | None, **overrides: Any) -> DemoSettings:

@@ -1,6 +1,17 @@
+import inspect
+from pathlib import Path
+
 import pytest
 
-from dsod_depth.config import ExperimentConfig, dump_config, from_dict, load_config, to_dict
+from dsod_depth.config import (
+    ExperimentConfig,
+    LossConfig,
+    PostprocessConfig,
+    dump_config,
+    from_dict,
+    load_config,
+    to_dict,
+)
 from dsod_depth.errors import KitError
 
 
@@ -47,6 +58,12 @@ def test_values_and_overrides(tmp_path):
         ("{}\n", ["train.iters"], r"expected key=value"),
         ("{}\n", ["train.nope=1"], r"unknown key 'train\.nope'"),
         ("name: foo\n", ["name.x=1"], r"'name' is not a section"),
+        ("loss: {neg_ratio: 3}\n", [], r"unknown key 'loss\.neg_ratio'"),
+        ("loss: {iou_threshold: 0}\n", [], r"loss\.iou_threshold must be in \(0, 1\]"),
+        ("loss: {loc_weight: -1}\n", [], r"loss\.loc_weight must be >= 0"),
+        ("postprocess: {nms_threshold: 1.5}\n", [], r"postprocess\.nms_threshold must be in \(0, 1\]"),
+        ("{}\n", ["postprocess.keep_top_k=0"], r"postprocess\.keep_top_k must be >= 1"),
+        ("postprocess: {top_k: 1.5}\n", [], r"postprocess\.top_k must be an integer"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, text, overrides, message):
@@ -59,3 +76,36 @@ def test_bad_configs_name_the_key(tmp_path, text, overrides, message):
 def test_missing_file(tmp_path):
     with pytest.raises(KitError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def _keyword_defaults(fn) -> dict:
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+def test_loss_and_postprocess_defaults_are_the_functions_defaults():
+    from dsod_depth.detection.loss import MultiBoxLoss
+    from dsod_depth.detection.postprocess import postprocess
+
+    loss = _keyword_defaults(MultiBoxLoss.__init__)
+    assert LossConfig().neg_pos_ratio == loss["neg_pos_ratio"]
+    assert LossConfig().iou_threshold == loss["iou_threshold"]
+    assert LossConfig().loc_weight == MultiBoxLoss().weights["loss_loc"]
+    options, settings = _keyword_defaults(postprocess), to_dict(ExperimentConfig())["postprocess"]
+    assert settings == {k: options[k] for k in settings}  # same names, same values
+
+
+def test_configs_without_loss_or_postprocess_load_with_the_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, "name: old\ntrain: {iters: 10}\n"))
+    assert cfg.loss == LossConfig() and cfg.postprocess == PostprocessConfig()
+    cfg = load_config(write(tmp_path, "postprocess: {score_threshold: 0.2}\n"), ["loss.neg_pos_ratio=5"])
+    assert cfg.postprocess == PostprocessConfig(score_threshold=0.2) and cfg.loss.neg_pos_ratio == 5.0
+
+
+SHIPPED_CONFIGS = sorted((Path(__file__).parents[1] / "experiments" / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load_with_default_loss_and_postprocess(path):
+    assert SHIPPED_CONFIGS  # the folder moved: the test would pass on nothing
+    cfg = load_config(path)
+    assert cfg.loss == LossConfig() and cfg.postprocess == PostprocessConfig()

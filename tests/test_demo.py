@@ -6,7 +6,8 @@ import json
 import pytest
 
 from dsod_depth.cli import main
-from dsod_depth.demo import DemoSettings, run_demo
+from dsod_depth.config import dump_config
+from dsod_depth.demo import DemoSettings, check_run_folders, demo_matrix, detector_config, run_demo
 from dsod_depth.errors import KitError
 
 
@@ -50,6 +51,37 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     # Other settings in the same folder are refused, never mixed into the old runs.
     with pytest.raises(KitError, match="another config"):
         run_demo(out, dataclasses.replace(settings, iters=3), progress=False)
+
+
+def test_demo_refuses_run_folders_of_another_naming_before_writing(tmp_path):
+    out = tmp_path / "demo"
+    old = out / "runs" / "synthrooms" / "synthrooms_rgb_scratch_s0"  # a run name this demo does not make
+    old.mkdir(parents=True)
+    (old / "config.yaml").write_text("name: synthrooms_rgb_scratch_s0\n")
+    with pytest.raises(KitError, match="use another --out or delete") as err:
+        run_demo(out, DemoSettings(), progress=False)
+    assert str(old) in str(err.value) and "\n" not in str(err.value)
+    assert sorted(p.name for p in out.iterdir()) == ["runs"]  # nothing generated, no config written
+
+
+def test_demo_keeps_runs_of_other_seeds(tmp_path):
+    # An earlier `--seeds 2` left seed-1 runs: the same naming rule, so a one-seed demo accepts them.
+    out = tmp_path / "demo"
+    matrix, base_config = demo_matrix(out, DemoSettings(seeds=1))
+    store = out / "data" / "synthrooms"
+    seed1 = out / "runs" / "synthrooms" / "hha_scratch_s1"
+    seed1.mkdir(parents=True)
+    (seed1 / "config.yaml").write_text(
+        dump_config(detector_config(DemoSettings(), store, "hha", "scratch", 1))
+    )
+    check_run_folders(matrix, base_config)
+    assert not (out / "configs").exists()
+    # The same folder name with a config of seed 0 is not a name the sweep gives: refused.
+    (seed1 / "config.yaml").write_text(
+        dump_config(detector_config(DemoSettings(), store, "hha", "scratch", 0))
+    )
+    with pytest.raises(KitError, match="hha_scratch_s1 is not a run folder this demo makes"):
+        check_run_folders(matrix, base_config)
 
 
 def test_demo_rejects_bad_seeds(capsys):

@@ -9,7 +9,7 @@ refused with a clear error.
 Every checkpoint also carries an ``inference`` record (:func:`inference_record`): everything needed to
 run the network on new frames without the store or the config file — the architecture to rebuild,
 the channel groups in input order with their encoder and per-channel normalisation, the input size,
-the class names, the post-processing defaults and the kit version (DESIGN "File formats").
+the class names, the run's post-processing settings and the kit version (DESIGN "File formats").
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def inference_record(
     input_size: tuple[int, int],
     class_names: list[str],
     kind: str = "detector",
+    postprocess: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The plain record that lets a checkpoint run on new frames (module docstring).
 
@@ -80,10 +81,13 @@ def inference_record(
         input_size: (height, width) of the network input.
         class_names: label i ↔ ``class_names[i]``.
         kind: ``detector`` or ``backbone`` (a pretraining checkpoint, no detection heads).
+        postprocess: the run's post-processing settings, keyword arguments of
+            :func:`~dsod_depth.detection.postprocess.postprocess` (``dataclasses.asdict`` of the config's
+            ``postprocess``); the function's defaults fill what is not given.
     """
     import inspect
 
-    from dsod_depth.detection.postprocess import postprocess
+    from dsod_depth.detection.postprocess import postprocess as postprocess_fn
     from dsod_depth.encoders import needs_camera, num_channels
 
     def floats(values: Any) -> list[float]:
@@ -104,9 +108,13 @@ def inference_record(
         })  # fmt: skip
     defaults = {
         k: (list(p.default) if isinstance(p.default, tuple) else p.default)
-        for k, p in inspect.signature(postprocess).parameters.items()
+        for k, p in inspect.signature(postprocess_fn).parameters.items()
         if p.default is not inspect.Parameter.empty
     }
+    unknown = sorted(set(postprocess or {}) - set(defaults))
+    if unknown:
+        raise ValueError(f"not a keyword of postprocess(): {', '.join(unknown)}")
+    settings = {**defaults, **(postprocess or {})}
     return {
         "format": INFERENCE_FORMAT,
         "kit_version": __version__,
@@ -117,18 +125,20 @@ def inference_record(
         "depth": {"unit": "metre", "quantum": DEPTH_QUANTUM_M},
         "input_size": [int(input_size[0]), int(input_size[1])],
         "class_names": list(class_names),
-        "postprocess": defaults,
+        "postprocess": settings,
     }
 
 
 def dataset_inference_record(
-    build: dict[str, Any], dataset: Any, *, kind: str = "detector"
+    build: dict[str, Any], dataset: Any, *, kind: str = "detector", postprocess: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """:func:`inference_record` of a model trained on ``dataset`` (a
-    :class:`~dsod_depth.data.loader.DetectionDataset`: groups, statistics, input size, classes)."""
+    :class:`~dsod_depth.data.loader.DetectionDataset`: groups, statistics, input size, classes), with
+    the run's ``postprocess`` settings (as in :func:`inference_record`)."""
     return inference_record(
         build, groups=list(dataset.groups), mean=dataset.mean, std=dataset.std,
         input_size=dataset.input_size, class_names=list(dataset.class_names), kind=kind,
+        postprocess=postprocess,
     )  # fmt: skip
 
 

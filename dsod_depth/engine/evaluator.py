@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dsod_depth.config import from_dict
-from dsod_depth.data.loader import DetectionDataset, collate
+from dsod_depth.config import PostprocessConfig, from_dict
+from dsod_depth.data.loader import DetectionDataset, make_loader
 from dsod_depth.detection.postprocess import postprocess, to_frame_pixels
 from dsod_depth.engine.checkpoint import load_checkpoint
 from dsod_depth.engine.device import select_device
@@ -32,26 +31,17 @@ from dsod_depth.engine.run_dir import (
     run_lock,
 )
 from dsod_depth.errors import KitError
-from dsod_depth.evaluation import evaluate_files, write_json_atomic
+from dsod_depth.evaluation import coco_ground_truth, coco_results, evaluate_files, write_json_atomic
 
 
 def ground_truth_json(dataset: DetectionDataset) -> dict[str, Any]:
     """COCO annotation dict of a split: one image per frame (id = image_id), boxes in stored pixels."""
-    images, annotations = [], []
-    for index in range(len(dataset)):
-        image_id = dataset.samples.image_ids[index]
-        height, width = (int(v) for v in dataset.samples.sizes[index])
-        images.append({"id": image_id, "width": width, "height": height})
-        boxes, labels, difficult = dataset.samples.annotations(index)
-        for box, label, diff in zip(boxes.tolist(), labels.tolist(), difficult.tolist()):
-            x1, y1, x2, y2 = box
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": int(label) + 1,
-                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                "iscrowd": 0, "difficult": int(diff),
-            })  # fmt: skip
-    categories = [{"id": i + 1, "name": name} for i, name in enumerate(dataset.class_names)]
-    return {"images": images, "annotations": annotations, "categories": categories}
+    samples = dataset.samples
+    frames = (
+        (samples.image_ids[i], *(int(v) for v in samples.sizes[i]), *samples.annotations(i))
+        for i in range(len(dataset))
+    )  # (image_id, height, width, boxes, labels, difficult)
+    return coco_ground_truth(frames, dataset.class_names)
 
 
 @torch.no_grad()
@@ -66,9 +56,13 @@ def predict(
     progress: bool = True,
     **postprocess_options,
 ) -> list[dict[str, Any]]:
-    """Detections of every frame as a COCO results list (boxes in the stored frame's pixels)."""
+    """Detections of every frame as a COCO results list (boxes in the stored frame's pixels).
+
+    ``postprocess_options`` are keyword arguments of :func:`~dsod_depth.detection.postprocess.postprocess`
+    (a run passes its ``config.postprocess``; none = the function's defaults).
+    """
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+    loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     priors = model.priors.to(device)
     results: list[dict[str, Any]] = []
     for images, targets in tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False):
@@ -79,12 +73,7 @@ def predict(
             height, width = (int(v) for v in target["orig_size"])
             boxes, keep = to_frame_pixels(det["boxes"].cpu(), height, width)
             scores, labels = det["scores"].cpu()[keep], det["labels"].cpu()[keep]
-            for box, score, label in zip(boxes[keep].tolist(), scores.tolist(), labels.tolist()):
-                x1, y1, x2, y2 = box
-                results.append({
-                    "image_id": target["image_id"], "category_id": int(label) + 1,
-                    "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score),
-                })  # fmt: skip
+            results += coco_results(target["image_id"], boxes[keep], scores, labels)
     return results
 
 
@@ -99,12 +88,17 @@ def evaluate(
     num_workers: int = 0,
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
+    postprocess_config: PostprocessConfig | None = None,
 ) -> dict[str, Any]:
-    """Predict on ``dataset``; write gt.json, detections.json and metrics.json under ``out_dir``."""
+    """Predict on ``dataset``; write gt.json, detections.json and metrics.json under ``out_dir``.
+
+    ``postprocess_config``: the run's post-processing settings (default: :class:`PostprocessConfig`'s,
+    the official ``DetectionOutput`` values)."""
+    settings = dataclasses.asdict(postprocess_config or PostprocessConfig())  # postprocess() keywords
     out_dir = Path(out_dir)
     detections = predict(
         model, dataset, device=device, batch_size=batch_size, num_workers=num_workers,
-        amp_dtype=amp_dtype, progress=progress,
+        amp_dtype=amp_dtype, progress=progress, **settings,
     )  # fmt: skip
     gt_path, det_path = out_dir / GT_FILE, out_dir / DETECTIONS_FILE
     write_json_atomic(gt_path, ground_truth_json(dataset))
@@ -155,5 +149,6 @@ def evaluate_checkpoint(
         metrics = evaluate(
             model.to(dev), dataset, out_dir, metric=metric or config.train.eval_metric, device=dev,
             batch_size=batch_size, num_workers=num_workers, progress=progress,
+            postprocess_config=config.postprocess,
         )  # fmt: skip
     return metrics, out_dir

@@ -23,7 +23,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dsod_depth.config import ExperimentConfig, dump_config, to_dict
+from dsod_depth.config import ExperimentConfig, LossConfig, dump_config, to_dict
 from dsod_depth.data.loader import DetectionDataset, collate, worker_init_fn
 from dsod_depth.detection.loss import MultiBoxLoss
 from dsod_depth.engine import distributed as dist_utils
@@ -54,6 +54,15 @@ from dsod_depth.fileio import write_text_atomic
 
 class RunStopped(KitError):
     """The run was asked to stop (``stop`` callback) and saved a checkpoint of its last step."""
+
+
+def build_loss(config: LossConfig) -> MultiBoxLoss:
+    """The MultiBox loss of a config's ``loss`` section (defaults: the Caffe layer of DSOD/SSD)."""
+    return MultiBoxLoss(
+        neg_pos_ratio=config.neg_pos_ratio,
+        iou_threshold=config.iou_threshold,
+        weights={"loss_loc": config.loc_weight},
+    )
 
 
 @dataclass
@@ -125,7 +134,9 @@ class Trainer:
         if config.train.sync_bn and self.info.enabled:
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.priors = self.model.priors.to(self.device)
-        self.inference = dataset_inference_record(self.model.info["build"], self.train_set)
+        self.inference = dataset_inference_record(
+            self.model.info["build"], self.train_set, postprocess=asdict(config.postprocess)
+        )
         self.net: torch.nn.Module = self.model
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -134,7 +145,7 @@ class Trainer:
             self.net = torch.compile(self.net)
         self.optimiser = optimiser_for(self.model, config.optim)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.criterion = MultiBoxLoss()
+        self.criterion = build_loss(config.loss)
         self.logger: MetricsLogger | None = None  # made by open_run, once the folder is ours
         self.state = TrainState()
         self._saved_step = -1  # step of the newest checkpoint on disk, -1 = none
@@ -269,7 +280,7 @@ class Trainer:
         metrics = evaluate(
             self.model, self.test_set, self.folder.eval_dir(split), metric=self.config.train.eval_metric,
             device=self.device, batch_size=max(self.config.train.batch_size, 8), amp_dtype=self.amp_dtype,
-            progress=self.progress,
+            progress=self.progress, postprocess_config=self.config.postprocess,
         )  # fmt: skip
         return metrics
 

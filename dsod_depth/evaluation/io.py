@@ -1,4 +1,4 @@
-"""Reading and checking the COCO JSON files of DESIGN.md "File formats"; writing results atomically.
+"""The COCO JSON files of DESIGN.md "File formats": reading and checking them, writing them atomically.
 
 Ground truth is a COCO annotation file: ``images`` (each with an ``id``), ``annotations`` (``image_id``,
 ``category_id``, ``bbox`` [x, y, w, h] in pixels, optional ``difficult`` and ``iscrowd`` 0/1) and
@@ -6,7 +6,9 @@ Ground truth is a COCO annotation file: ``images`` (each with an ``id``), ``anno
 ``bbox`` and ``score``. A COCO box [x, y, w, h] is the continuous box [x, x + w] × [y, y + h].
 
 Every problem becomes one :class:`KitError` line naming the file, the entry and the fix; nothing is
-evaluated or written from a file that fails a check.
+evaluated or written from a file that fails a check. The writers (:func:`coco_results`,
+:func:`coco_image`, :func:`coco_ground_truth`) build the same entries that ``eval`` and ``detect`` write,
+so the format is spelled once, here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import itertools
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,16 @@ import numpy as np
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import write_text_atomic
 
-__all__ = ["GroundTruthFile", "DetectionsFile", "load_ground_truth", "load_detections", "write_json_atomic"]
+__all__ = [
+    "GroundTruthFile",
+    "DetectionsFile",
+    "load_ground_truth",
+    "load_detections",
+    "coco_results",
+    "coco_image",
+    "coco_ground_truth",
+    "write_json_atomic",
+]
 
 
 @dataclass(frozen=True)
@@ -296,6 +308,78 @@ def _detection_columns_explained(
         image_index[i], labels[i], scores[i] = index_of[iid], label_of[cid], score
     iids, cids = [d["image_id"] for d in entries], [d["category_id"] for d in entries]
     return iids, cids, image_index, labels, xywh, scores
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _xywh_rows(boxes_xyxy: Any) -> list[list[float]]:
+    """[K, 4] x1, y1, x2, y2 (tensor or array, any float dtype) → K COCO [x, y, w, h] lists of floats.
+
+    The conversion runs in float64: float32 corners are exact there, so w = x2 - x1 is the difference
+    Python floats give (the values the files have always held).
+    """
+    # torch only when a file is written: reading and scoring files (`dsod-depth evaluate`) stays torch-free.
+    import torch
+
+    from dsod_depth.detection.boxes import xyxy_to_xywh
+
+    boxes = torch.as_tensor(boxes_xyxy).to(torch.float64).reshape(-1, 4)  # [K, 4]
+    return xyxy_to_xywh(boxes).tolist()
+
+
+def _values(array: Any) -> list:
+    """A 1-D tensor or array (or a list) as a list of Python numbers."""
+    return array.tolist() if hasattr(array, "tolist") else list(array)
+
+
+def coco_results(image_id: int | str, boxes_xyxy: Any, scores: Any, labels: Any) -> list[dict[str, Any]]:
+    """One frame's detections as COCO results entries (``image_id``, ``category_id``, ``bbox``, ``score``).
+
+    Args:
+        image_id: the frame's id in the ground truth (or ``images.json``).
+        boxes_xyxy: float [K, 4] x1, y1, x2, y2 in the frame's pixels (tensor or array).
+        scores: float [K]; labels: int [K], 0-based class indices (category id = label + 1).
+    """
+    return [
+        {"image_id": image_id, "category_id": int(label) + 1, "bbox": bbox, "score": float(score)}
+        for bbox, score, label in zip(_xywh_rows(boxes_xyxy), _values(scores), _values(labels))
+    ]
+
+
+def coco_image(
+    image_id: int | str, *, width: int, height: int, file_name: str | None = None
+) -> dict[str, Any]:
+    """A COCO ``images`` entry: ``id``, ``file_name`` (only when given), ``width``, ``height`` in pixels."""
+    entry: dict[str, Any] = {"id": image_id}
+    if file_name is not None:
+        entry["file_name"] = file_name
+    entry.update(width=int(width), height=int(height))
+    return entry
+
+
+def coco_ground_truth(
+    frames: Iterable[tuple[int | str, int, int, Any, Any, Any]], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """A COCO annotation dict (``images``, ``annotations``, ``categories``) in the format read above.
+
+    Args:
+        frames: per frame ``(image_id, height, width, boxes, labels, difficult)``: boxes float [N, 4]
+            x1, y1, x2, y2 pixels, labels int [N] 0-based, difficult bool [N] (tensors or arrays).
+        class_names: category ``i + 1`` is ``class_names[i]``.
+
+    Annotation ids count from 1 in frame order; ``area`` is w · h of the continuous box; ``iscrowd`` 0.
+    """
+    images, annotations = [], []
+    for image_id, height, width, boxes, labels, difficult in frames:
+        images.append(coco_image(image_id, width=width, height=height))
+        for (x, y, w, h), label, diff in zip(_xywh_rows(boxes), _values(labels), _values(difficult)):
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": int(label) + 1,
+                "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0, "difficult": int(diff),
+            })  # fmt: skip
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:

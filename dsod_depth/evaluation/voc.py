@@ -272,7 +272,7 @@ def evaluate_voc(
     iou_threshold: float = 0.5,
     use_07_metric: bool = True,
 ) -> dict[str, Any]:
-    """VOC AP of per-image predictions, in memory (what the training loop calls).
+    """VOC AP of per-image predictions, in memory (the per-image API beside :func:`evaluate_files`).
 
     Args:
         gt: one ``(boxes [N, 4] xyxy float pixels, labels [N] int 0-based, difficult [N] bool)`` per image;

@@ -153,12 +153,13 @@ def detect_files(
             modality uses the camera (HHA, normals) and for ``ply``.
         depth_format, depth_scale, fill: how depth files are read and holes filled
             (:meth:`Detector.read_frame`).
-        score_threshold: detections written score at least this (default: the checkpoint's, 0.01 —
-            what ``eval`` writes, so AP on your frames is comparable).
+        score_threshold: detections written score at least this (default: the checkpoint's, the run's
+            ``postprocess.score_threshold`` (0.01 unless set) — what ``eval`` writes, so AP on your frames
+            is comparable).
         figures: one figure per frame, drawing detections scoring ≥ max(``score_threshold``,
             :data:`FIGURE_SCORE`); ``ply``: one coloured point cloud per frame.
     """
-    from dsod_depth.evaluation import write_json_atomic
+    from dsod_depth.evaluation import coco_image, coco_results, write_json_atomic
 
     out = Path(out)
     if not frames:
@@ -193,14 +194,8 @@ def detect_files(
             predictions = detector.predict_batch(torch.stack(encoded), sizes, score_threshold=score_threshold)
             for i, frame, prediction, (height, width) in zip(chunk, loaded, predictions, sizes):
                 image_id = i + 1
-                images.append(
-                    {"id": image_id, "file_name": names[i], "width": int(width), "height": int(height)}
-                )
-                for box, score, label in zip(prediction.boxes.tolist(), prediction.scores.tolist(),
-                                             prediction.labels.tolist()):  # fmt: skip
-                    x1, y1, x2, y2 = box
-                    results.append({"image_id": image_id, "category_id": int(label) + 1,
-                                    "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})  # fmt: skip
+                images.append(coco_image(image_id, width=width, height=height, file_name=names[i]))
+                results += coco_results(image_id, prediction.boxes, prediction.scores, prediction.labels)
                 counts.update(
                     n for n, s in zip(prediction.class_names, prediction.scores) if s >= figure_score
                 )

@@ -318,6 +318,7 @@ def _record_from_config(checkpoint: dict[str, Any], path: Path, store: PathLike)
     """The inference record of a checkpoint written before records existed: the architecture from its
     stored config, the groups and statistics from ``store`` (the store it was trained on)."""
     import dataclasses
+    from dataclasses import asdict
 
     from dsod_depth.config import from_dict
     from dsod_depth.data.loader import DetectionDataset
@@ -331,4 +332,5 @@ def _record_from_config(checkpoint: dict[str, Any], path: Path, store: PathLike)
     dataset = DetectionDataset(store, config.data.train_split, config.data.modality, config.data.input_size)
     if list(dataset.class_names) != list(checkpoint.get("class_names", dataset.class_names)):
         raise KitError(f"the classes of {store} differ from those {path} was trained on; pass its own store")
-    return dataset_inference_record(build_model_for(config, dataset).info["build"], dataset)
+    model = build_model_for(config, dataset)
+    return dataset_inference_record(model.info["build"], dataset, postprocess=asdict(config.postprocess))

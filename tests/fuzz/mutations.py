@@ -8,8 +8,8 @@ inputs that reach deep into a parser):
   dropped, a value replaced by a wrong type, an empty container, a huge, negative or non-finite number.
 
 :func:`run_cli` calls ``dsod_depth.cli.main`` in-process; :func:`assert_clean_outcome` checks the
-contract of the CLI (``dsod_depth/cli/``): success, or exactly one ``error: ...`` line and exit code 2 — never an
-exception escaping ``main`` and never an output left behind by a failed command.
+contract of the CLI (``dsod_depth/cli/``): success, or exactly one ``error: ...`` line and exit code 2 —
+never an exception escaping ``main`` and never an output left behind by a failed command.
 """
 
 from __future__ import annotations
