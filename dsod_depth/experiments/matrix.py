@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from dsod_depth.config import ExperimentConfig, load_config
-from dsod_depth.engine.init import PRETRAINED_PREFIX
+from dsod_depth.engine.init import parse_init
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.naming import (
     canonical_modality,
@@ -302,10 +302,8 @@ def _inits(value: Any, source: str) -> list[InitSpec]:
             overrides = _overrides(entry.get("set", []), f"{where}.set", source)
             entry = entry["init"]
         init = _string(entry, where, source)
-        pretrained = init.startswith(PRETRAINED_PREFIX)
-        if init not in ("scratch", "imagenet") and not (pretrained and len(init) > len(PRETRAINED_PREFIX)):
-            raise KitError(f"{source}: {where} must be scratch, imagenet or pretrained:PATH, got {init!r}")
-        default_config = "scratch" if pretrained else init
+        kind = parse_init(init, key=f"{source}: {where}").kind  # the one rule for init strings
+        default_config = init if kind in ("scratch", "imagenet") else "scratch"
         specs.append(InitSpec(init, config or default_config, overrides or ()))
     return specs
 

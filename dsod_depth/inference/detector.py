@@ -129,6 +129,7 @@ class Detector:
         store's training statistics. ``device``: ``auto`` (CUDA when visible), ``cpu`` or ``cuda``.
         """
         from dsod_depth.engine.checkpoint import load_checkpoint, read_inference_record
+        from dsod_depth.engine.device import select_device
         from dsod_depth.engine.run_dir import resolve_checkpoint
         from dsod_depth.models import build_detector
 
@@ -156,7 +157,7 @@ class Detector:
             raise KitError(
                 f"{ckpt_path}: weights do not fit the model ({str(err).splitlines()[0]})"
             ) from None
-        return cls(model, record, _device(device))
+        return cls(model, record, select_device(device, option="--device"))
 
     # ------------------------------------------------------------------ encoding
 
@@ -302,16 +303,6 @@ class Detector:
         return read_frame(
             rgb, depth, raw_depth, depth_format=depth_format, depth_scale=depth_scale, fill=fill
         )
-
-
-def _device(name: str) -> torch.device:
-    if name not in ("auto", "cpu", "cuda") and not name.startswith("cuda:"):
-        raise KitError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise KitError(f"device {name} asked for but no CUDA device is visible; use --device cpu or auto")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def _record_from_config(checkpoint: dict[str, Any], path: Path, store: PathLike) -> dict[str, Any]:
