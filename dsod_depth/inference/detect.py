@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dsod_depth.data.transforms import TensorSample
 from dsod_depth.errors import KitError
 from dsod_depth.geometry.camera import Intrinsics
 from dsod_depth.inference.detector import Detector, Prediction
@@ -98,14 +99,16 @@ def _stems(names: list[str]) -> list[str]:
     return [table[k] for k in keys]
 
 
-def _figure(detector: Detector, frame: tuple, camera: Intrinsics | None, prediction: Prediction,
+def _figure(detector: Detector, frame: tuple, groups: TensorSample, prediction: Prediction,
             title: str, path: Path, score: float) -> None:  # fmt: skip
-    from dsod_depth.encoders import hha_image
     from dsod_depth.viz.detections import FrameBoxes, detection_figure, image_panels
     from dsod_depth.viz.style import class_colors, save_figure
 
     rgb, depth, raw = frame
-    hha = hha_image(depth, raw, camera) if "hha" in detector.groups else None
+    camera = groups.intrinsics
+    hha = None
+    if "hha" in groups.images:  # the HHA the network read: float32 [3, H, W] of whole values 0..255
+        hha = groups.images["hha"].permute(1, 2, 0).to(torch.uint8).numpy()  # [H, W, 3]
     panels = image_panels(rgb=rgb, depth=depth, raw_depth=raw, hha=hha, camera=camera)
     none = np.zeros((0, 4)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     boxes = FrameBoxes(*none, prediction.boxes, prediction.scores, prediction.labels)
@@ -189,10 +192,13 @@ def detect_files(
                                     depth_format=depth_format, fill=fill)
                 for i in chunk
             ]  # fmt: skip
-            encoded = [detector.encode(*frame, camera) for frame in loaded]
-            sizes = [(f[1] if f[0] is None else f[0]).shape[:2] for f in loaded]
+            groups = [detector.frame_groups(*frame, camera) for frame in loaded]  # at frame size
+            encoded = [detector.network_input(sample) for sample in groups]
+            sizes = [sample.size for sample in groups]  # (height, width) of each frame
             predictions = detector.predict_batch(torch.stack(encoded), sizes, score_threshold=score_threshold)
-            for i, frame, prediction, (height, width) in zip(chunk, loaded, predictions, sizes):
+            for i, frame, sample, prediction, (height, width) in zip(
+                chunk, loaded, groups, predictions, sizes
+            ):
                 image_id = i + 1
                 images.append(coco_image(image_id, width=width, height=height, file_name=names[i]))
                 results += coco_results(image_id, prediction.boxes, prediction.scores, prediction.labels)
@@ -202,7 +208,7 @@ def detect_files(
                 stem = stems[i]
                 title = f"{names[i]}: {detector.modality} detector"
                 if figures:
-                    _figure(detector, frame, camera, prediction, title, staging / FIGURES / f"{stem}.png",
+                    _figure(detector, frame, sample, prediction, title, staging / FIGURES / f"{stem}.png",
                             figure_score)  # fmt: skip
                 if ply:
                     (staging / CLOUDS).mkdir(exist_ok=True)

@@ -22,13 +22,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from dsod_depth.errors import KitError
 from dsod_depth.geometry.camera import Intrinsics, read_sunrgbd_intrinsics
+
+if TYPE_CHECKING:
+    from dsod_depth.data.transforms import TensorSample
 
 __all__ = ["Detector", "Prediction"]
 
@@ -174,10 +177,30 @@ class Detector:
         (0 = hole; raw None = the filled depth); ``intrinsics`` the frame's camera, in any form
         :meth:`predict` takes.
         """
-        from dsod_depth.data.loader import group_tensors, network_input
+        return self.network_input(self.frame_groups(rgb, depth, raw_depth, intrinsics))
+
+    def network_input(self, sample: TensorSample) -> torch.Tensor:
+        """A frame's groups (:meth:`frame_groups`) resized and normalised: float32 [C, H_in, W_in]."""
+        from dsod_depth.data.loader import network_input
+        from dsod_depth.data.transforms import Resize
+
+        sample = Resize(self.input_size)(sample)
+        return network_input(sample.images, self.groups, self._mean, self._std)
+
+    def frame_groups(
+        self,
+        rgb: np.ndarray | None,
+        depth: np.ndarray | None,
+        raw_depth: np.ndarray | None,
+        intrinsics: Any,
+    ) -> TensorSample:
+        """The modality's channel groups of one frame at the frame's own size, before resizing
+        (:func:`~dsod_depth.data.loader.group_tensors`: HHA and the other encoders computed from the
+        depth in whole millimetres); arguments as :meth:`encode`."""
+        from dsod_depth.data.loader import group_tensors
         from dsod_depth.data.preprocess import to_millimetres
         from dsod_depth.data.store import decode_depth
-        from dsod_depth.data.transforms import Resize, TensorSample
+        from dsod_depth.data.transforms import TensorSample
 
         arrays: dict[str, np.ndarray] = {}
         if "rgb" in self.groups:
@@ -210,9 +233,7 @@ class Detector:
         camera = intrinsics or Intrinsics(float(width), float(width), (width - 1) / 2, (height - 1) / 2)
         images = group_tensors(self.groups, arrays, camera)
         no_boxes = torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool)
-        sample = TensorSample(images, *no_boxes, camera)
-        sample = Resize(self.input_size)(sample)
-        return network_input(sample.images, self.groups, self._mean, self._std)
+        return TensorSample(images, *no_boxes, camera)
 
     # ------------------------------------------------------------------ prediction
 
