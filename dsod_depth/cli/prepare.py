@@ -13,6 +13,11 @@ import argparse
 from typing import TYPE_CHECKING
 
 from dsod_depth.cli.common import warnings_as_lines
+from dsod_depth.data.synthrooms_defaults import (
+    APPEARANCE_MODELS,
+    DEFAULT_APPEARANCE_MODEL,
+    DEFAULT_RANDOMNESS,
+)
 
 if TYPE_CHECKING:
     from dsod_depth.data.summary import PrepareReport
@@ -162,10 +167,18 @@ def _add_synthrooms(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=_size_arg, default=(320, 240), help="frame size WxH (default 320x240)")
     p.add_argument("--seed", type=int, default=0, help="random seed; frame i of a split depends only on it")
     p.add_argument(
+        "--appearance-model",
+        choices=APPEARANCE_MODELS,
+        default=DEFAULT_APPEARANCE_MODEL,
+        help=f"materials: class-correlated material families; hue-blend: the legacy model of kits before "
+        f"0.16, for regenerating older stores exactly (default {DEFAULT_APPEARANCE_MODEL})",
+    )
+    p.add_argument(
         "--appearance-randomness",
         type=_fraction_arg,
-        default=0.75,
-        help="0 = fixed colours per class, 1 = colours and textures independent of the class (default 0.75)",
+        default=DEFAULT_RANDOMNESS,
+        help="probability that a part's material ignores its class (materials; hue-blend: weight of the "
+        f"random colour); 1 = appearance independent of the class (default {DEFAULT_RANDOMNESS}, calibrated)",
     )
 
 
@@ -174,7 +187,8 @@ def _prepare_synthrooms(args: argparse.Namespace) -> PrepareReport:
 
     return prepare_synthrooms(
         args.out, num_train=args.num_train, num_test=args.num_test, size=args.size, seed=args.seed,
-        appearance_randomness=args.appearance_randomness, **_common(args),
+        appearance_randomness=args.appearance_randomness, appearance_model=args.appearance_model,
+        **_common(args),
     )  # fmt: skip
 
 

@@ -1,18 +1,28 @@
 """Materials, procedural textures and shading for SynthRooms.
 
-Colour is meant to be a weak cue and shape a strong one, so the detector has to learn geometry
-(the point of comparing RGB with depth). ``randomness`` in [0, 1] sets how far appearance is
-decoupled from the class:
+Two appearance models, chosen by ``SynthRoomsConfig.appearance_model``:
 
-- 0: every instance of a class has the class's canonical colours and no texture;
-- 1: colours are drawn uniformly in HSV and textures (stripes, checker, value noise, wood grain)
-  with random frequency, direction and contrast, independent of the class;
-- in between: colours are blended linearly between the canonical and the random colour, and the
-  texture contrast is scaled by ``randomness``.
+- ``materials`` (default): what an object is made of depends, loosely, on what it is. Every part of
+  an object (main, secondary, accent: the ``material`` index of its primitives) draws a material
+  *family* from a short list that fits its class (:data:`CLASS_FAMILIES`: beds and sofas in fabrics,
+  desks and shelves in woods and laminates, toilets in ceramics, monitors in dark plastic with a lit
+  screen, lamps with a glowing shade...). A family (:class:`Family`) fixes a distribution of colours
+  and a texture kind and scale (grain for wood, weave for fabric, speckle for laminate, none for
+  ceramic), so instances vary in hue, value and texture scale, and families are shared between
+  classes as in real rooms: no class is a single colour. ``randomness`` in [0, 1] is the probability
+  that a part draws its family uniformly from all non-glowing families (:data:`RANDOM_POOL`)
+  instead of its class's own: 1 makes appearance independent of the class (the ablation).
+- ``hue-blend`` (legacy, the only model before kit 0.16): one canonical colour per class and part,
+  blended linearly with a uniformly random HSV colour by ``randomness``, and a class-independent
+  texture with contrast scaled by ``randomness``. Kept so that earlier stores can be regenerated
+  exactly (same seed and randomness → the same bytes).
 
-Textures are evaluated in each object's own frame, so they stick to the object. Shading is
-Lambertian under one point light near the ceiling plus ambient light, with cast shadows
-(computed by the renderer).
+Rooms draw their own materials (floor, walls, ceiling, door, pictures) independently of the objects,
+the same way in both models. Textures are evaluated in each object's own frame, so they stick to
+the object. Shading is Lambertian under one point light near the ceiling plus ambient light, with
+cast shadows (computed by the renderer). Glowing materials (lit screens, lamp shades) add emitted
+radiance on top; auto-exposure ignores them, so they saturate as light sources do in photographs
+instead of darkening the room.
 """
 
 from __future__ import annotations
@@ -23,10 +33,21 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["MaterialTable", "room_materials", "object_materials", "albedo", "shade", "to_uint8"]
+from dsod_depth.data.synthrooms_defaults import (
+    APPEARANCE_MODELS,
+    DEFAULT_APPEARANCE_MODEL,
+    DEFAULT_RANDOMNESS,
+)
+
+__all__ = [
+    "APPEARANCE_MODELS", "CLASS_FAMILIES", "DEFAULT_APPEARANCE_MODEL", "DEFAULT_RANDOMNESS", "FAMILIES",
+    "Family", "MaterialTable", "RANDOM_POOL", "albedo", "hue_blend_materials", "object_materials",
+    "room_materials", "shade", "surface", "to_uint8",
+]  # fmt: skip
 
 Rng = np.random.Generator
-NONE, STRIPES, CHECKER, NOISE, GRAIN = range(5)
+ANY = (0.0, 1.0)  # the whole hue wheel
+NONE, STRIPES, CHECKER, NOISE, GRAIN, WEAVE = range(6)
 
 
 @dataclass
@@ -35,7 +56,9 @@ class MaterialTable:
 
     colour: float32 [M, 3] linear RGB albedo in [0, 1]; kind: int64 [M] texture kind;
     freq: float32 [M] cycles per metre; contrast: float32 [M] in [0, 1); direction: float32 [M, 3]
-    unit vector the stripes/grain run across; phase: float32 [M] offset (also shifts the noise).
+    unit vector the stripes/grain run across; phase: float32 [M] offset (also shifts the noise);
+    emission: float32 [M, 3] emitted linear radiance (0 for all but glowing materials), textured
+    like the albedo.
     """
 
     colour: np.ndarray
@@ -44,6 +67,7 @@ class MaterialTable:
     contrast: np.ndarray
     direction: np.ndarray
     phase: np.ndarray
+    emission: np.ndarray
 
     @classmethod
     def concat(cls, tables: list[MaterialTable]) -> MaterialTable:
@@ -62,9 +86,14 @@ def _unit(rng: Rng) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _table(rows: list[tuple[np.ndarray, int, float, float, np.ndarray, float]]) -> MaterialTable:
-    colour, kind, freq, contrast, direction, phase = zip(*rows)
-    f32 = np.float32  # per-pixel work runs in float32
+Row = tuple  # (colour [3], kind, freq, contrast, direction [3], phase[, emission [3]])
+
+
+def _table(rows: list[Row]) -> MaterialTable:
+    """Rows of 6 fields (no emission) or 7 → a table (float32: per-pixel work runs in float32)."""
+    rows = [row if len(row) == 7 else (*row, np.zeros(3)) for row in rows]
+    colour, kind, freq, contrast, direction, phase, emission = zip(*rows)
+    f32 = np.float32
     return MaterialTable(
         np.array(colour, f32),
         np.array(kind, np.int64),
@@ -72,6 +101,7 @@ def _table(rows: list[tuple[np.ndarray, int, float, float, np.ndarray, float]]) 
         np.array(contrast, f32),
         np.array(direction, f32),
         np.array(phase, f32),
+        np.array(emission, f32),
     )
 
 
@@ -98,6 +128,156 @@ def room_materials(rng: Rng) -> MaterialTable:
     return _table(rows)
 
 
+# --------------------------------------------------------------------------- materials model
+
+
+@dataclass(frozen=True)
+class Family:
+    """A material family: the distribution one draw of it comes from.
+
+    hue, saturation, value: ranges of the HSV colour (hue in turns; a range may pass 1 and wraps);
+    texture: texture kind; freq: range of texture frequency (cycles per metre); contrast: range of
+    texture contrast; reflect: albedo = colour × reflect (a screen's dark glass); glow: range of the
+    emitted radiance, as a multiple of the colour (0 = does not glow).
+    """
+
+    hue: tuple[float, float]
+    saturation: tuple[float, float]
+    value: tuple[float, float]
+    texture: int = NONE
+    freq: tuple[float, float] = (1.0, 2.0)
+    contrast: tuple[float, float] = (0.0, 0.0)
+    reflect: float = 1.0
+    glow: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def dyed(self) -> bool:
+        """Any hue (plastics, fabrics, paints): a class's own draw takes its tint (:data:`CLASS_TINTS`)."""
+        return self.hue == ANY
+
+    def draw(self, rng: Rng, tint: float | None = None) -> Row:
+        """One material: an instance's colour, texture scale, direction and phase. A dyed family's hue
+        is drawn within ``TINT_SPREAD`` of ``tint`` when one is given, else from the whole wheel."""
+        hue = (
+            rng.uniform(tint - TINT_SPREAD, tint + TINT_SPREAD)
+            if tint is not None and self.dyed
+            else rng.uniform(*self.hue)
+        )
+        colour = _hsv(hue, rng.uniform(*self.saturation), rng.uniform(*self.value))
+        freq, contrast = rng.uniform(*self.freq), rng.uniform(*self.contrast)
+        direction, phase = _unit(rng), rng.uniform(0, 100)
+        emission = colour * rng.uniform(*self.glow) if self.glow[1] > 0 else np.zeros(3)
+        return colour * self.reflect, self.texture, freq, contrast, direction, phase, emission
+
+
+FAMILIES: dict[str, Family] = {
+    # Woods, grain a few centimetres apart: pale (pine, birch, oak) and dark (walnut, stained).
+    "light wood": Family((0.07, 0.11), (0.3, 0.55), (0.55, 0.8), GRAIN, (6, 20), (0.15, 0.35)),
+    "dark wood": Family((0.03, 0.08), (0.4, 0.75), (0.15, 0.4), GRAIN, (6, 20), (0.15, 0.4)),
+    # Laminates and painted boards: whites, greys and beiges with a fine speckle.
+    "laminate": Family(ANY, (0.0, 0.15), (0.6, 0.95), NOISE, (40, 90), (0.05, 0.15)),
+    "painted wood": Family(ANY, (0.3, 0.6), (0.55, 0.9), GRAIN, (6, 20), (0.05, 0.12)),
+    # Upholstery: muted colours, a coarse knit; bedding: pale linen; patterned: checks.
+    "upholstery": Family(ANY, (0.3, 0.7), (0.2, 0.65), WEAVE, (12, 30), (0.06, 0.18)),
+    "linen": Family(ANY, (0.1, 0.35), (0.7, 0.95), WEAVE, (12, 30), (0.04, 0.12)),
+    "patterned fabric": Family(ANY, (0.3, 0.8), (0.3, 0.8), CHECKER, (3, 10), (0.2, 0.45)),
+    "leather": Family((0.02, 0.09), (0.3, 0.8), (0.08, 0.4), NOISE, (8, 20), (0.05, 0.15)),
+    "plastic": Family(ANY, (0.5, 0.9), (0.45, 0.9)),
+    "dark plastic": Family(ANY, (0.0, 0.15), (0.03, 0.12)),
+    # Brushed or painted metal: cool greys with faint fine stripes.
+    "metal": Family((0.55, 0.65), (0.0, 0.1), (0.35, 0.8), STRIPES, (40, 80), (0.03, 0.1)),
+    "ceramic": Family(ANY, (0.0, 0.06), (0.82, 0.97)),
+    "cardboard": Family((0.07, 0.11), (0.35, 0.6), (0.4, 0.7), NOISE, (10, 30), (0.05, 0.15)),
+    "book spines": Family(ANY, (0.3, 0.8), (0.2, 0.8), STRIPES, (15, 40), (0.4, 0.8)),
+    # Glowing: a lit screen (content as large blobs behind dark glass) and a lit lamp shade.
+    "screen": Family(ANY, (0.1, 0.5), (0.6, 1.0), NOISE, (3, 8), (0.3, 0.6), reflect=0.1, glow=(0.8, 1.5)),
+    "lamp shade": Family(
+        (0.07, 0.14), (0.05, 0.4), (0.75, 0.97), WEAVE, (12, 30), (0.03, 0.1), glow=(0.3, 0.9)
+    ),
+}  # fmt: skip
+SAME = "same"  # a part made of the same material as the object's main part
+
+# Per class, per part (main, secondary, accent: the `material` index its builder gives a primitive),
+# the families that part draws from with their weights; ``same`` repeats the main part's material
+# (furniture is often one material throughout). Parts a builder never uses still draw (every
+# object has three materials).
+CLASS_FAMILIES: dict[str, tuple[dict[str, float], dict[str, float], dict[str, float]]] = {
+    "bed": (  # bedding, frame and headboard, pillows and blanket
+        {"linen": 0.85, "patterned fabric": 0.15},
+        {"light wood": 0.3, "dark wood": 0.3, "upholstery": 0.4},
+        {SAME: 0.8, "patterned fabric": 0.2},
+    ),
+    "bookshelf": (  # carcass, back panel, books
+        {"light wood": 0.7, "laminate": 0.3},
+        {SAME: 0.8, "laminate": 0.2},
+        {"book spines": 1.0},
+    ),
+    "box": ({"cardboard": 0.85, "plastic": 0.15}, {SAME: 0.8, "plastic": 0.2}, {SAME: 1.0}),
+    "chair": (  # seat and back, legs and frame
+        {"plastic": 0.5, "dark plastic": 0.2, "dark wood": 0.3},
+        {SAME: 0.7, "metal": 0.3},
+        {SAME: 1.0},
+    ),
+    "desk": (  # top, legs and pedestal, handles
+        {"laminate": 0.7, "dark wood": 0.3},
+        {SAME: 0.8, "metal": 0.2},
+        {"metal": 1.0},
+    ),
+    "garbage bin": ({"metal": 0.7, "dark plastic": 0.3}, {SAME: 0.8, "dark plastic": 0.2}, {SAME: 1.0}),
+    "lamp": (  # shade, base and pole
+        {"lamp shade": 0.85, "linen": 0.15},
+        {"metal": 0.6, "ceramic": 0.2, "dark wood": 0.2},
+        {"metal": 1.0},
+    ),
+    "monitor": (  # (unused), housing, screen
+        {"dark plastic": 1.0},
+        {"dark plastic": 0.8, "metal": 0.2},
+        {"screen": 0.8, "dark plastic": 0.2},
+    ),
+    "night stand": (  # body, legs and drawer fronts, knob
+        {"light wood": 0.5, "painted wood": 0.5},
+        {SAME: 0.8, "light wood": 0.2},
+        {"metal": 0.6, "dark wood": 0.4},
+    ),
+    "sofa": (  # body, (unused), cushions
+        {"upholstery": 0.7, "leather": 0.3},
+        {"dark wood": 0.5, "metal": 0.5},
+        {SAME: 0.85, "patterned fabric": 0.15},
+    ),
+    "table": (  # top, legs and pedestal
+        {"dark wood": 0.8, "laminate": 0.2},
+        {SAME: 0.7, "metal": 0.3},
+        {"metal": 1.0},
+    ),
+    "toilet": ({"ceramic": 1.0}, {"ceramic": 0.6, "plastic": 0.4}, {"metal": 1.0}),
+}  # fmt: skip
+
+# Dyed materials (plastics, fabrics, paints, glazes) of a class lean to one part of the hue wheel:
+# its tint ± TINT_SPREAD, evenly spaced over the classes, so neighbouring classes share hues.
+TINT_SPREAD = 0.1
+CLASS_TINTS: dict[str, float] = {name: k / len(CLASS_FAMILIES) for k, name in enumerate(CLASS_FAMILIES)}
+
+# What a part draws from with probability `randomness`: every family that does not glow, uniformly
+# (a glowing sofa would be a class-independent oddity no real room shows).
+RANDOM_POOL: tuple[str, ...] = tuple(name for name, f in FAMILIES.items() if f.glow[1] == 0)
+
+
+def object_materials(rng: Rng, class_name: str, randomness: float) -> MaterialTable:
+    """Three materials (main, secondary, accent) of one instance of ``class_name`` (materials model)."""
+    rows: list[Row] = []
+    for weights in CLASS_FAMILIES[class_name]:
+        if rng.random() < randomness:  # appearance free of the class, part by part
+            rows.append(FAMILIES[RANDOM_POOL[int(rng.integers(len(RANDOM_POOL)))]].draw(rng))
+            continue
+        names, p = list(weights), np.array(list(weights.values()))
+        family = names[int(rng.choice(len(names), p=p / p.sum()))]
+        rows.append(rows[0] if family == SAME else FAMILIES[family].draw(rng, CLASS_TINTS[class_name]))
+    return _table(rows)
+
+
+# --------------------------------------------------------------------------- hue-blend model (legacy)
+
+
 def _canonical_colour(label: int, num_classes: int, material: int) -> np.ndarray:
     """The class's fixed colour for ``randomness`` = 0: hues spread evenly over the classes."""
     hue = label / num_classes
@@ -105,8 +285,9 @@ def _canonical_colour(label: int, num_classes: int, material: int) -> np.ndarray
     return _hsv(hue + 0.03 * material, s, v)
 
 
-def object_materials(rng: Rng, label: int, num_classes: int, randomness: float) -> MaterialTable:
-    """Three materials (main, secondary, accent) of one object instance of class ``label``."""
+def hue_blend_materials(rng: Rng, label: int, num_classes: int, randomness: float) -> MaterialTable:
+    """Three materials (main, secondary, accent) of one object instance of class ``label`` (hue-blend
+    model: draws exactly what every kit before 0.16 drew)."""
     rows = []
     for material in range(3):
         random_colour = _hsv(rng.random(), rng.uniform(0.0, 0.85), rng.uniform(0.08, 0.95))
@@ -122,6 +303,9 @@ def object_materials(rng: Rng, label: int, num_classes: int, randomness: float) 
     return _table(rows)
 
 
+# --------------------------------------------------------------------------- textures and shading
+
+
 # A fixed periodic lattice of random values; value noise is its trilinear interpolation
 # (scipy.ndimage.map_coordinates, wrapping). Materials decorrelate by shifting their coordinates.
 _LATTICE = np.random.default_rng(20170101).random((32, 32, 32))
@@ -133,17 +317,19 @@ def _value_noise(p: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return ndimage.map_coordinates(_LATTICE, coords, order=1, mode="grid-wrap")
 
 
-def albedo(table: MaterialTable, material: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """Textured albedo float32 [P, 3] in [0, 1] for pixels with material ids int [P] and
-    object-frame hit points float [P, 3] (metres)."""
+def _pattern(table: MaterialTable, material: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Texture value float32 [P] in [0, 1] (0.5 = no modulation) at object-frame points [P, 3]."""
     kind = table.kind[material]
-    pattern = np.full(len(material), 0.5, dtype=np.float32)  # 0.5 = no modulation
-    for k in (STRIPES, CHECKER, NOISE, GRAIN):
+    pattern = np.full(len(material), 0.5, dtype=np.float32)
+    for k in (STRIPES, CHECKER, NOISE, GRAIN, WEAVE):
         sel = np.flatnonzero(kind == k)
         if sel.size == 0:
             continue
         m = material[sel]
         p = local[sel] * table.freq[m][:, None]  # [S, 3] in texture cycles
+        if k == WEAVE:  # threads along the three object axes: a fine grid on every face
+            pattern[sel] = 0.5 + np.sin(2.0 * np.pi * p + table.phase[m][:, None]).sum(axis=1) / 6.0
+            continue
         along = np.einsum("ij,ij->i", p, np.take(table.direction, m, axis=0))  # [S] across the stripes
         if k == STRIPES:
             pattern[sel] = 0.5 + 0.5 * np.sin(2.0 * np.pi * along + table.phase[m])
@@ -156,9 +342,26 @@ def albedo(table: MaterialTable, material: np.ndarray, local: np.ndarray) -> np.
                 0.29 * p[:, 2] - p[:, 1]
             )
             pattern[sel] = 0.5 + 0.5 * np.sin(2.0 * np.pi * along + 2.0 * warp)
-    factor = 1.0 + table.contrast[material] * (2.0 * pattern - 1.0)
-    colour = np.take(table.colour, material, axis=0)  # [P, 3]
-    return np.clip(colour * factor[:, None], 0.0, 1.0)
+    return pattern
+
+
+def albedo(table: MaterialTable, material: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Textured albedo float32 [P, 3] in [0, 1] for pixels with material ids int [P] and
+    object-frame hit points float [P, 3] (metres)."""
+    return surface(table, material, local)[0]
+
+
+def surface(
+    table: MaterialTable, material: np.ndarray, local: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(textured albedo float32 [P, 3] in [0, 1], textured emitted radiance float32 [P, 3] or None when
+    no pixel glows) for pixels with material ids int [P] and object-frame hit points float [P, 3]."""
+    factor = 1.0 + table.contrast[material] * (2.0 * _pattern(table, material, local) - 1.0)
+    colour = np.clip(np.take(table.colour, material, axis=0) * factor[:, None], 0.0, 1.0)  # [P, 3]
+    glowing = np.flatnonzero(table.emission.any(axis=1))
+    if glowing.size == 0 or not np.isin(material, glowing).any():
+        return colour, None
+    return colour, np.take(table.emission, material, axis=0) * factor[:, None]
 
 
 def shade(
@@ -173,11 +376,19 @@ def shade(
     return colour * (ambient + (1.0 - ambient) * 1.6 * direct).astype(np.float32)[:, None]
 
 
-def to_uint8(radiance: np.ndarray, rng: Rng, noise_std: float = 2.0) -> np.ndarray:
+def to_uint8(
+    radiance: np.ndarray, rng: Rng, noise_std: float = 2.0, light_sources: np.ndarray | None = None
+) -> np.ndarray:
     """Auto-exposure (98th percentile → 0.95), sRGB-like gamma 1/2.2, Gaussian sensor noise
     (``noise_std`` in 8-bit units, one draw per pixel shared by the channels), rounded and
-    saturated to uint8. float [H, W, 3] → uint8 [H, W, 3]."""
-    flat = radiance.reshape(-1)[::7]  # [H·W·3 / 7]: the percentile of a regular subsample is plenty
+    saturated to uint8. float [H, W, 3] → uint8 [H, W, 3].
+
+    ``light_sources``: bool [H, W], pixels that glow; the exposure is set on the others (a lit screen
+    does not darken the room, it saturates)."""
+    flat = radiance.reshape(-1)  # the percentile of a regular subsample (every 7th value) is plenty
+    if light_sources is not None and light_sources.any():
+        flat = radiance[~light_sources].reshape(-1)
+    flat = flat[::7]
     k = int(0.98 * (flat.size - 1))
     white = max(float(np.partition(flat, k)[k]), 1e-6)
     image = np.clip(radiance.astype(np.float32) * np.float32(0.95 / white), 0.0, 1.0) ** np.float32(1.0 / 2.2)

@@ -25,11 +25,15 @@ from scipy import ndimage
 
 from dsod_depth.data.sample import RGBDSample
 from dsod_depth.data.synthrooms.appearance import (
+    APPEARANCE_MODELS,
+    DEFAULT_APPEARANCE_MODEL,
+    DEFAULT_RANDOMNESS,
     MaterialTable,
-    albedo,
+    hue_blend_materials,
     object_materials,
     room_materials,
     shade,
+    surface,
     to_uint8,
 )
 from dsod_depth.data.synthrooms.assemblies import CLASS_NAMES
@@ -56,8 +60,11 @@ class SynthRoomsConfig:
     """What a SynthRooms frame looks like.
 
     width, height: output size in pixels (intrinsics = NYU colour camera scaled to it).
-    appearance_randomness: 0 = class-specific colours, no texture; 1 = colours and textures
-        independent of the class (see :mod:`.appearance`).
+    appearance_model: ``materials`` (class-correlated material families, the default) or
+        ``hue-blend`` (the legacy model of kits before 0.16; see :mod:`.appearance`).
+    appearance_randomness: in [0, 1]; materials: the probability that a part's material family is
+        drawn from all families instead of its class's own (1 = appearance independent of the
+        class); hue-blend: the weight of the random colour against the class's canonical one.
     min_objects, max_objects: number of floor objects attempted per room (small objects on tops
         come in addition).
     min_visible_fraction: objects with fewer visible pixels than this fraction of the image are
@@ -69,7 +76,8 @@ class SynthRoomsConfig:
 
     width: int = 320
     height: int = 240
-    appearance_randomness: float = 0.75
+    appearance_randomness: float = DEFAULT_RANDOMNESS
+    appearance_model: str = DEFAULT_APPEARANCE_MODEL
     min_objects: int = 3
     max_objects: int = 9
     min_visible_fraction: float = 0.0015
@@ -81,6 +89,11 @@ class SynthRoomsConfig:
             raise KitError(f"SynthRooms size must be at least 16×16 pixels, got {self.width}×{self.height}")
         if not 0.0 <= self.appearance_randomness <= 1.0:
             raise KitError(f"appearance_randomness must be in [0, 1], got {self.appearance_randomness}")
+        if self.appearance_model not in APPEARANCE_MODELS:
+            raise KitError(
+                f"unknown SynthRooms appearance model {self.appearance_model!r}; choose one of "
+                f"{', '.join(APPEARANCE_MODELS)}"
+            )
         if not 1 <= self.min_objects <= self.max_objects:
             raise KitError(f"need 1 ≤ min_objects ≤ max_objects, got {self.min_objects}, {self.max_objects}")
 
@@ -156,11 +169,7 @@ class SynthRooms:
         camera = sample_camera(rng, room)
         num_floor = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
         objects = place_objects(rng, room, camera, num_floor)
-        num_classes = len(CLASS_NAMES)
-        materials = MaterialTable.concat(
-            [room_materials(rng)]
-            + [object_materials(rng, o.label, num_classes, cfg.appearance_randomness) for o in objects]
-        )
+        materials = MaterialTable.concat([room_materials(rng)] + self._object_materials(rng, objects))
         hit = self._cast(room, objects, camera)
         height, width = cfg.height, cfg.width
 
@@ -174,7 +183,7 @@ class SynthRooms:
             local[obj_px] = np.column_stack(
                 [c * offset[:, 0] + s * offset[:, 1], -s * offset[:, 0] + c * offset[:, 1], offset[:, 2]]
             )
-        colour = albedo(materials, hit["material"], local)
+        colour, glow = surface(materials, hit["material"], local)
         light = np.array(
             [rng.uniform(0.2, 0.8) * room.size_x, rng.uniform(0.2, 0.8) * room.size_y, room.height - 0.15],
             dtype=np.float32,
@@ -185,7 +194,11 @@ class SynthRooms:
         # Shadow rays from every pixel (nearly all face the light: it hangs inside the room).
         lit = self._unblocked(hit["occluders"], points + 1e-3 * normals, light)
         radiance = shade(colour, cos, dist, lit, ambient=rng.uniform(0.25, 0.45))
-        rgb = to_uint8(radiance.reshape(height, width, 3), rng)  # [P, 3] → [H, W, 3]
+        light_sources = None
+        if glow is not None:  # lit screens and lamp shades
+            radiance += glow
+            light_sources = glow.any(axis=1).reshape(height, width)
+        rgb = to_uint8(radiance.reshape(height, width, 3), rng, light_sources=light_sources)  # → [H, W, 3]
 
         exact = hit["z"].reshape(height, width)  # [P] → [H, W]
         cos_inc = -np.einsum("ij,ij->i", normals, dirs) / np.sqrt(np.einsum("ij,ij->i", dirs, dirs))
@@ -212,6 +225,13 @@ class SynthRooms:
             meta={"gravity": camera.gravity, "camera_to_world": camera.camera_to_world},
         )
         return SynthFrame(sample, exact, instance_map, objects, keep, truncation, camera, room)
+
+    def _object_materials(self, rng: np.random.Generator, objects: list[PlacedObject]) -> list[MaterialTable]:
+        """Three materials per object, drawn by the configured appearance model."""
+        randomness = self.config.appearance_randomness
+        if self.config.appearance_model == "hue-blend":
+            return [hue_blend_materials(rng, o.label, len(CLASS_NAMES), randomness) for o in objects]
+        return [object_materials(rng, CLASS_NAMES[o.label], randomness) for o in objects]
 
     def _cast(self, room: Room, objects: list[PlacedObject], camera: Camera) -> dict[str, np.ndarray]:
         """One ray per pixel into one triangle soup of the room and all objects."""
