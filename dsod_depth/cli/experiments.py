@@ -28,6 +28,17 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=int, help="optimiser steps per detector (overrides the budget)")
     p.add_argument("--num-train", type=int, help="training frames (overrides the budget)")
     p.add_argument("--num-test", type=int, help="test frames (overrides the budget)")
+    p.add_argument(
+        "--appearance-randomness",
+        type=float,
+        help="SynthRooms appearance randomness (default: the calibrated default; see the README)",
+    )
+    p.add_argument(
+        "--ablation",
+        action="append",
+        choices=("appearance",),
+        help="appearance: also train rgb, hha, rgb+hha from scratch with class-independent appearance",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (step messages stay)")
     p.set_defaults(run=_run_demo)
 
@@ -36,12 +47,16 @@ def _run_demo(args: argparse.Namespace) -> int:
     from dsod_depth.demo import demo_settings, run_demo
 
     settings = demo_settings(
-        full=args.full, seeds=args.seeds, iters=args.iters, num_train=args.num_train, num_test=args.num_test
-    )
+        full=args.full, seeds=args.seeds, iters=args.iters, num_train=args.num_train, num_test=args.num_test,
+        appearance_randomness=args.appearance_randomness, ablations=tuple(args.ablation or ()) or None,
+    )  # fmt: skip
     result = run_demo(args.out, settings, progress=not args.no_progress, log=_demo_line)
     print()
     print(result["table"])
     print()
+    if result["ablation"] is not None:
+        print(result["ablation"]["table"])
+        print()
     print(f"report: {result['report']}  results: {args.out}/results.json")
     return 0
 

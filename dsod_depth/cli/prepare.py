@@ -170,8 +170,8 @@ def _add_synthrooms(p: argparse.ArgumentParser) -> None:
         "--appearance-model",
         choices=APPEARANCE_MODELS,
         default=DEFAULT_APPEARANCE_MODEL,
-        help=f"materials: class-correlated material families; hue-blend: the legacy model of kits before "
-        f"0.16, for regenerating older stores exactly (default {DEFAULT_APPEARANCE_MODEL})",
+        help=f"materials: class-correlated material families; hue-blend: the legacy model, for "
+        f"regenerating stores made before the materials model exactly (default {DEFAULT_APPEARANCE_MODEL})",
     )
     p.add_argument(
         "--appearance-randomness",

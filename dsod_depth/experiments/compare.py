@@ -17,11 +17,15 @@ Labels: the dataset of a run is the ``dataset`` attribute of its prepared store 
 split>.h5``), or the store folder's name when the store cannot be read (e.g. run folders copied to
 another machine); the modality is ``data.modality`` in canonical form (``rgb+hha``; ``raw`` reads
 ``depth``); the init is ``model.init`` labelled by :func:`~dsod_depth.experiments.naming.init_label`;
-the seed is ``train.seed``.
+the seed is ``train.seed``. A generated dataset also has a **variant**, how its frames were made
+(for SynthRooms: the appearance model and randomness its store records; a store written before the
+record was made with the ``hue-blend`` model): the tables' captions state it, and runs of one dataset
+with different variants are compared as separate datasets named ``<dataset> (<variant>)``.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -39,7 +43,10 @@ from dsod_depth.experiments.naming import (
 )
 from dsod_depth.experiments.tables import write_tables
 
-__all__ = ["compare_runs", "write_tables", "find_run_dirs", "read_run", "dataset_name", "gains_and_mismatch"]
+__all__ = [
+    "compare_runs", "write_tables", "find_run_dirs", "read_run", "dataset_name", "dataset_variant",
+    "gains_and_mismatch",
+]  # fmt: skip
 
 # Settings that must agree between the seeds of one group (else the mean mixes different experiments).
 _SETUP_KEYS = ("model", "input_size", "iters", "batch_size", "accumulate")
@@ -66,25 +73,48 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     return list(unique.values())
 
 
+def _store_attrs(config: ExperimentConfig) -> dict[str, Any] | None:
+    """The attributes of the run's test split file, or None when it cannot be read."""
+    if not config.data.store:
+        return None
+    from dsod_depth.data.store import split_path
+
+    try:
+        import h5py
+
+        with h5py.File(split_path(Path(config.data.store), config.data.test_split), "r") as f:
+            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    except OSError:
+        return None
+
+
 def dataset_name(config: ExperimentConfig) -> tuple[str, str]:
     """(name, where it came from): the store's ``dataset`` attribute, else the store folder's name."""
+    attrs = _store_attrs(config)
+    name = str(attrs.get("dataset", "")) if attrs else ""
+    if name:
+        return name, "store"
     store = Path(config.data.store) if config.data.store else None
-    if store is not None:
-        from dsod_depth.data.store import split_path
-
-        try:
-            import h5py
-
-            with h5py.File(split_path(store, config.data.test_split), "r") as f:
-                name = f.attrs.get("dataset", "")
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            if name:
-                return name, "store"
-        except OSError:
-            pass
-        if store.name:
-            return store.name, "store folder"
+    if store is not None and store.name:
+        return store.name, "store folder"
     return "unknown", "none"
+
+
+def dataset_variant(config: ExperimentConfig) -> str | None:
+    """How the run's generated frames were made, e.g. ``appearance materials, randomness 0.1`` for
+    SynthRooms (None for real datasets and unreadable stores). A SynthRooms store without an
+    ``appearance_model`` record predates the materials model, i.e. was made with ``hue-blend``."""
+    attrs = _store_attrs(config)
+    if not attrs or attrs.get("dataset") != "synthrooms":
+        return None
+    try:
+        prep = json.loads(attrs.get("prep_args", "{}"))
+    except ValueError:
+        return None
+    if "appearance_randomness" not in prep:
+        return None
+    model = prep.get("appearance_model", "hue-blend")
+    return f"appearance {model}, randomness {float(prep['appearance_randomness']):g}"
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
@@ -102,6 +132,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         "run_dir": str(run_dir),
         "dataset": dataset,
         "dataset_source": source,
+        "variant": dataset_variant(config),
         "modality": canonical_modality(config.data.modality),
         "init": init_label(config.model.init),
         "init_value": config.model.init,
@@ -199,6 +230,11 @@ def compare_runs(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
     runs = [read_run(d) for d in find_run_dirs(run_dirs)]
     if not runs:
         raise KitError("no run directories given")
+    for name in {r["dataset"] for r in runs}:  # frames made differently are different datasets
+        mine = [r for r in runs if r["dataset"] == name]
+        if len({r["variant"] for r in mine}) > 1:
+            for r in mine:
+                r["dataset"] = f"{name} ({r['variant'] or 'unknown variant'})"
     order = lambda r: (r["dataset"], modality_sort_key(r["modality"]), init_sort_key(r["init"]), r["seed"])  # noqa: E731
     runs.sort(key=order)
     datasets, groups = [], []
@@ -218,6 +254,7 @@ def compare_runs(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
             groups.append(_group(dataset, modality, init, members, classes))
         datasets.append({
             "name": dataset, "split": mine[0]["split"], "metric": mine[0]["metric"],
+            "variant": mine[0]["variant"],
             "iou_threshold": mine[0]["iou_threshold"],
             "classes": classes, "modalities": list(dict.fromkeys(m for m, _ in cells)),
             "inits": sorted({i for _, i in cells}, key=init_sort_key),

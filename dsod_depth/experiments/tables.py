@@ -81,6 +81,11 @@ def _pretrained_phrase(runs: list[dict[str, Any]]) -> str:
     return f"Pretrained = every init other than scratch: {'; '.join(parts)}."
 
 
+def _variant_phrase(dataset: dict[str, Any]) -> str:
+    """How a generated dataset's frames were made (e.g. SynthRooms' appearance), or nothing."""
+    return f"Frames: {dataset['variant']}. " if dataset.get("variant") else ""
+
+
 def dataset_tables(result: dict[str, Any], dataset: dict[str, Any], first_number: int = 1) -> list[Table]:
     """The tables of one dataset (entry of ``result["datasets"]``), numbered from ``first_number``."""
     name = dataset["name"]
@@ -103,7 +108,8 @@ def dataset_tables(result: dict[str, Any], dataset: dict[str, Any], first_number
     caption = (
         f"Table {number}. {name}: mAP [%] on the {dataset['split']} split ({metric_phrase(dataset)}), mean ± "
         f"sample standard deviation over seeds (n seeds; {DASH} when n = 1). Δ = mAP(init) − mAP(scratch) "
-        f"of the same modality, in points, from the unrounded means. {_pretrained_phrase(runs)} "
+        f"of the same modality, in points, from the unrounded means. {_variant_phrase(dataset)}"
+        f"{_pretrained_phrase(runs)} "
         f"{_seeds_phrase(groups)} {_budget_phrase(groups)}"
     )
     header = ("modality", "init", "model", "n", "mAP [%]", "Δ vs scratch")

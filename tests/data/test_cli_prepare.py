@@ -14,6 +14,7 @@ import pytest
 
 from dsod_depth.cli import main
 from dsod_depth.data import load_prepared
+from dsod_depth.data.synthrooms_defaults import DEFAULT_RANDOMNESS
 from dsod_depth.errors import KitError
 
 SMALL = ["--num-train", "3", "--num-test", "2", "--size", "64x48", "--no-progress"]
@@ -30,7 +31,8 @@ def test_prepare_synthrooms_writes_a_loadable_store(tmp_path, capsys):
         "num_test": 2,
         "size": [64, 48],
         "seed": 4,
-        "appearance_randomness": 0.75,
+        "appearance_randomness": DEFAULT_RANDOMNESS,
+        "appearance_model": "materials",
     }
     # Rerunning the finished command keeps the files; other settings are refused in one line.
     assert main(["prepare", "synthrooms", "--out", str(tmp_path), *SMALL, "--seed", "4"]) == 0
@@ -53,6 +55,7 @@ def test_prepare_with_gzip_compression(tmp_path):
         ["prepare", "synthrooms", "--out", "x", "--size", "64by48"],
         ["prepare", "synthrooms", "--out", "x", "--num-train", "0"],
         ["prepare", "synthrooms", "--out", "x", "--appearance-randomness", "2"],
+        ["prepare", "synthrooms", "--out", "x", "--appearance-model", "pastel"],
         ["prepare", "synthrooms", "--out", "x", "--compression", "zip"],
         ["prepare", "synthrooms"],
         ["prepare", "nyu", "--out", "x"],

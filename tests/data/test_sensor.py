@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from dsod_depth.data.synthrooms import KinectModel, SynthRooms, SynthRoomsConfig
-from dsod_depth.data.synthrooms.appearance import object_materials
+from dsod_depth.data.synthrooms.appearance import hue_blend_materials
 from dsod_depth.data.synthrooms.sensor import fill_nearest, projector_shadow, simulate_raw_depth
 
 QUIET = KinectModel(speckle=0.0, edge_dropout=0.0, projector_shadows=False)
@@ -99,15 +99,16 @@ def test_generated_depth_layers_are_consistent(small_frames):
 
 
 def test_appearance_randomness_controls_class_colour():
-    fixed = [object_materials(np.random.default_rng(s), 3, 12, 0.0) for s in range(5)]
+    fixed = [hue_blend_materials(np.random.default_rng(s), 3, 12, 0.0) for s in range(5)]
     for m in fixed[1:]:
         np.testing.assert_array_equal(m.colour, fixed[0].colour)
         assert np.all(m.contrast == 0)
-    free = [object_materials(np.random.default_rng(s), 3, 12, 1.0).colour for s in range(5)]
+    free = [hue_blend_materials(np.random.default_rng(s), 3, 12, 1.0).colour for s in range(5)]
     assert np.std(np.stack(free)[:, 0], axis=0).mean() > 0.1
 
 
 def test_appearance_randomness_zero_renders_class_coloured_objects():
-    rooms = SynthRooms(SynthRoomsConfig(width=64, height=48, appearance_randomness=0.0), seed=2)
+    config = SynthRoomsConfig(width=64, height=48, appearance_randomness=0.0, appearance_model="hue-blend")
+    rooms = SynthRooms(config, seed=2)
     frame = rooms.frame(0)
     assert frame.sample.rgb.dtype == np.uint8 and frame.sample.rgb.std() > 5

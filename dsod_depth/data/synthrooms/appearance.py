@@ -12,7 +12,8 @@ Two appearance models, chosen by ``SynthRoomsConfig.appearance_model``:
   classes as in real rooms: no class is a single colour. ``randomness`` in [0, 1] is the probability
   that a part draws its family uniformly from all non-glowing families (:data:`RANDOM_POOL`)
   instead of its class's own: 1 makes appearance independent of the class (the ablation).
-- ``hue-blend`` (legacy, the only model before kit 0.16): one canonical colour per class and part,
+- ``hue-blend`` (legacy: the only model of stores written before the materials model, which record
+  no ``appearance_model``): one canonical colour per class and part,
   blended linearly with a uniformly random HSV colour by ``randomness``, and a class-independent
   texture with contrast scaled by ``randomness``. Kept so that earlier stores can be regenerated
   exactly (same seed and randomness → the same bytes).
@@ -287,7 +288,7 @@ def _canonical_colour(label: int, num_classes: int, material: int) -> np.ndarray
 
 def hue_blend_materials(rng: Rng, label: int, num_classes: int, randomness: float) -> MaterialTable:
     """Three materials (main, secondary, accent) of one object instance of class ``label`` (hue-blend
-    model: draws exactly what every kit before 0.16 drew)."""
+    model: draws exactly what stores made before the materials model hold)."""
     rows = []
     for material in range(3):
         random_colour = _hsv(rng.random(), rng.uniform(0.0, 0.85), rng.uniform(0.08, 0.95))

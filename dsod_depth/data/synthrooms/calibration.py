@@ -52,7 +52,8 @@ def knn_accuracy(
         raise ValueError(f"need at least {k} reference and 1 query rows, got {len(ref)} and {len(query)}")
     mean, std = features[ref].mean(0), features[ref].std(0) + 1e-9
     z = (features - mean) / std
-    _, neighbours = cKDTree(z[ref]).query(z[query], k=k)  # [Q, k] nearest first
+    _, neighbours = cKDTree(z[ref]).query(z[query], k=k)
+    neighbours = neighbours.reshape(len(query), k)  # [Q, k] nearest first (k = 1 returns [Q])
     votes = labels[ref][neighbours]  # [Q, k]
     correct = 0
     for row, truth in zip(votes, labels[query]):

@@ -61,7 +61,7 @@ class SynthRoomsConfig:
 
     width, height: output size in pixels (intrinsics = NYU colour camera scaled to it).
     appearance_model: ``materials`` (class-correlated material families, the default) or
-        ``hue-blend`` (the legacy model of kits before 0.16; see :mod:`.appearance`).
+        ``hue-blend`` (the legacy model of stores made before it; see :mod:`.appearance`).
     appearance_randomness: in [0, 1]; materials: the probability that a part's material family is
         drawn from all families instead of its class's own (1 = appearance independent of the
         class); hue-blend: the weight of the random colour against the class's canonical one.
