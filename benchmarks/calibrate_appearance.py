@@ -52,7 +52,7 @@ def probe(store: Path) -> dict:
     return colour_probe(samples[i] for i in range(len(samples)))
 
 
-def calibrate(out: Path, randomness: float, settings: DemoSettings, *, probe_only: bool) -> dict:
+def calibrate(out: Path, randomness: float, settings: DemoSettings, *, probe_only: bool, seeds: int) -> dict:
     folder = out / f"randomness_{randomness:g}"
     store = folder / "data"
     prepare_synthrooms(
@@ -68,13 +68,14 @@ def calibrate(out: Path, randomness: float, settings: DemoSettings, *, probe_onl
         write_text_atomic(base, text)
     matrix = {"name": "calibration", "output": str(folder / "runs"), "config": str(base),
               "datasets": {"synthrooms": str(store)}, "modalities": list(MODALITIES),
-              "inits": ["scratch"], "seeds": [0]}  # fmt: skip
+              "inits": ["scratch"], "seeds": list(range(seeds))}  # fmt: skip
     result = run_sweep(matrix, jobs=settings.jobs, progress=False, log=lambda line: print(f"    {line}"))
     if not result.ok:
         raise SystemExit(f"calibration runs failed at randomness {randomness}")
     comparison = compare_runs([o.spec.run_dir for o in result.outcomes])
     maps = {g["modality"]: g["map_mean"] for g in comparison["groups"]}
     row["map"] = maps
+    row["seeds"] = seeds
     row["rgb_over_hha"] = maps["rgb"] / maps["hha"]
     row["fusion_gain"] = maps["rgb+hha"] - max(maps["rgb"], maps["hha"])
     return row
@@ -85,12 +86,13 @@ def main() -> None:
     parser.add_argument("randomness", type=float, nargs="+", help="candidate values in [0, 1]")
     parser.add_argument("--out", type=Path, default=Path("runs/calibration"))
     parser.add_argument("--probe-only", action="store_true", help="only the colour probe, no detectors")
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds per detector (mAPs are means)")
     args = parser.parse_args()
     settings = DemoSettings()
     rows = []
     for r in args.randomness:
         start = time.perf_counter()
-        row = calibrate(args.out, r, settings, probe_only=args.probe_only)
+        row = calibrate(args.out, r, settings, probe_only=args.probe_only, seeds=args.seeds)
         row["seconds"] = round(time.perf_counter() - start, 1)
         rows.append(row)
         p = row["probe"]

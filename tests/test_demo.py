@@ -7,7 +7,14 @@ import pytest
 
 from dsod_depth.cli import main
 from dsod_depth.config import dump_config
-from dsod_depth.demo import DemoSettings, check_run_folders, demo_matrix, detector_config, run_demo
+from dsod_depth.demo import (
+    DemoSettings,
+    check_run_folders,
+    demo_matrix,
+    demo_settings,
+    detector_config,
+    run_demo,
+)
 from dsod_depth.errors import KitError
 
 
@@ -48,6 +55,19 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert checkpoint.stat().st_mtime_ns == before
     assert (run_dir / "eval" / "test" / "metrics.json").is_file()
 
+    # The appearance ablation adds rgb, hha, rgb+hha from scratch on class-independent appearance.
+    assert "materials appearance, randomness 0.1" in report
+    assert "Frames: appearance materials, randomness 0.1." in (out / "comparison.md").read_text()
+    ablated = run_demo(out, dataclasses.replace(settings, ablations=("appearance",)), progress=False)
+    assert checkpoint.stat().st_mtime_ns == before  # the main runs are kept
+    table = ablated["ablation"]["table"]
+    assert "randomness 1" in table and all(f"| {m} |" in table for m in ("rgb", "hha", "rgb_hha"))
+    saved = json.loads((out / "ablation_appearance.json").read_text())
+    assert saved["randomness"] == 1.0 and len(saved["rows"]) == 3
+    assert "Ablation: the same rooms" in (out / "report.md").read_text()
+    free = (out / "ablation_appearance" / "comparison.md").read_text()
+    assert "Frames: appearance materials, randomness 1." in free
+
     # Other settings in the same folder are refused, never mixed into the old runs.
     with pytest.raises(KitError, match="another config"):
         run_demo(out, dataclasses.replace(settings, iters=3), progress=False)
@@ -87,3 +107,10 @@ def test_demo_keeps_runs_of_other_seeds(tmp_path):
 def test_demo_rejects_bad_seeds(capsys):
     assert main(["demo", "--seeds", "0"]) == 2
     assert capsys.readouterr().err.startswith("error: --seeds must be at least 1")
+
+
+def test_demo_rejects_unknown_ablation_and_randomness(capsys):
+    assert main(["demo", "--ablation", "lighting"]) == 2
+    assert "invalid choice: 'lighting'" in capsys.readouterr().err
+    with pytest.raises(KitError, match="unknown demo ablation 'lighting'"):
+        demo_settings(full=False, seeds=None, ablations=("lighting",))

@@ -226,3 +226,38 @@ def test_two_datasets_get_their_own_sections_and_shared_csv_columns(runs, tmp_pa
     header, first, *_ = paths["csv"].read_text().splitlines()
     assert header.endswith("AP bed,AP sofa,AP chair,AP table")
     assert first == "nyudv2,hha,scratch,dsod_tiny,1,0,voc07,30.0,,,,100,16,1600,20.0,40.0,,"
+
+
+def _synthrooms_store(folder, prep_args):
+    """A store folder whose test split carries only the attributes compare reads."""
+    import h5py
+
+    folder.mkdir(parents=True)
+    with h5py.File(folder / "test.h5", "w") as f:
+        f.attrs["dataset"] = "synthrooms"
+        f.attrs["prep_args"] = json.dumps(prep_args)
+    return str(folder)
+
+
+def test_synthrooms_appearance_is_stated_and_different_appearances_are_not_mixed(tmp_path):
+    default = _synthrooms_store(
+        tmp_path / "a", {"appearance_randomness": 0.1, "appearance_model": "materials"}
+    )
+    free = _synthrooms_store(tmp_path / "b", {"appearance_randomness": 1.0, "appearance_model": "materials"})
+    legacy = _synthrooms_store(tmp_path / "c", {"appearance_randomness": 0.75})  # before the record
+    ap = {"chair": 0.5, "table": 0.3}
+    runs = tmp_path / "runs"
+    make_run(runs, "a", modality="rgb", init="scratch", seed=0, ap=ap, store=default)
+    result = compare_runs([runs])
+    assert result["datasets"][0]["variant"] == "appearance materials, randomness 0.1"
+    write_tables(result, tmp_path / "one.md")
+    assert "Frames: appearance materials, randomness 0.1." in (tmp_path / "one.md").read_text()
+
+    make_run(runs, "b", modality="rgb", init="scratch", seed=0, ap=ap, store=free)
+    make_run(runs, "c", modality="rgb", init="scratch", seed=0, ap=ap, store=legacy)
+    names = sorted(d["name"] for d in compare_runs([runs])["datasets"])
+    assert names == [
+        "synthrooms (appearance hue-blend, randomness 0.75)",
+        "synthrooms (appearance materials, randomness 0.1)",
+        "synthrooms (appearance materials, randomness 1)",
+    ]

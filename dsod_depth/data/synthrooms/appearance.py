@@ -173,15 +173,15 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     # Woods, grain a few centimetres apart: pale (pine, birch, oak) and dark (walnut, stained).
-    "light wood": Family((0.07, 0.11), (0.3, 0.55), (0.55, 0.8), GRAIN, (6, 20), (0.15, 0.35)),
-    "dark wood": Family((0.03, 0.08), (0.4, 0.75), (0.15, 0.4), GRAIN, (6, 20), (0.15, 0.4)),
+    "light wood": Family((0.07, 0.11), (0.3, 0.55), (0.55, 0.8), GRAIN, (6, 20), (0.08, 0.2)),
+    "dark wood": Family((0.03, 0.08), (0.4, 0.75), (0.15, 0.4), GRAIN, (6, 20), (0.08, 0.22)),
     # Laminates and painted boards: whites, greys and beiges with a fine speckle.
     "laminate": Family(ANY, (0.0, 0.15), (0.6, 0.95), NOISE, (40, 90), (0.05, 0.15)),
-    "painted wood": Family(ANY, (0.3, 0.6), (0.55, 0.9), GRAIN, (6, 20), (0.05, 0.12)),
+    "painted wood": Family(ANY, (0.35, 0.7), (0.45, 0.9), GRAIN, (6, 20), (0.05, 0.12)),
     # Upholstery: muted colours, a coarse knit; bedding: pale linen; patterned: checks.
-    "upholstery": Family(ANY, (0.3, 0.7), (0.2, 0.65), WEAVE, (12, 30), (0.06, 0.18)),
-    "linen": Family(ANY, (0.1, 0.35), (0.7, 0.95), WEAVE, (12, 30), (0.04, 0.12)),
-    "patterned fabric": Family(ANY, (0.3, 0.8), (0.3, 0.8), CHECKER, (3, 10), (0.2, 0.45)),
+    "upholstery": Family(ANY, (0.35, 0.75), (0.25, 0.7), WEAVE, (12, 30), (0.04, 0.12)),
+    "linen": Family(ANY, (0.2, 0.5), (0.65, 0.95), WEAVE, (12, 30), (0.04, 0.12)),
+    "patterned fabric": Family(ANY, (0.3, 0.8), (0.3, 0.8), CHECKER, (3, 10), (0.12, 0.3)),
     "leather": Family((0.02, 0.09), (0.3, 0.8), (0.08, 0.4), NOISE, (8, 20), (0.05, 0.15)),
     "plastic": Family(ANY, (0.5, 0.9), (0.45, 0.9)),
     "dark plastic": Family(ANY, (0.0, 0.15), (0.03, 0.12)),
@@ -205,26 +205,26 @@ SAME = "same"  # a part made of the same material as the object's main part
 CLASS_FAMILIES: dict[str, tuple[dict[str, float], dict[str, float], dict[str, float]]] = {
     "bed": (  # bedding, frame and headboard, pillows and blanket
         {"linen": 0.85, "patterned fabric": 0.15},
-        {"light wood": 0.3, "dark wood": 0.3, "upholstery": 0.4},
-        {SAME: 0.8, "patterned fabric": 0.2},
+        {SAME: 0.7, "light wood": 0.3},
+        {SAME: 0.8, "linen": 0.2},
     ),
     "bookshelf": (  # carcass, back panel, books
-        {"light wood": 0.7, "laminate": 0.3},
-        {SAME: 0.8, "laminate": 0.2},
+        {"painted wood": 0.8, "light wood": 0.2},
+        {SAME: 0.9, "laminate": 0.1},
         {"book spines": 1.0},
     ),
-    "box": ({"cardboard": 0.85, "plastic": 0.15}, {SAME: 0.8, "plastic": 0.2}, {SAME: 1.0}),
+    "box": ({"cardboard": 0.8, "plastic": 0.2}, {SAME: 0.9, "plastic": 0.1}, {SAME: 1.0}),
     "chair": (  # seat and back, legs and frame
-        {"plastic": 0.5, "dark plastic": 0.2, "dark wood": 0.3},
-        {SAME: 0.7, "metal": 0.3},
+        {"plastic": 0.8, "upholstery": 0.1, "dark wood": 0.1},
+        {SAME: 0.8, "metal": 0.2},
         {SAME: 1.0},
     ),
     "desk": (  # top, legs and pedestal, handles
-        {"laminate": 0.7, "dark wood": 0.3},
-        {SAME: 0.8, "metal": 0.2},
+        {"painted wood": 0.8, "laminate": 0.1, "dark wood": 0.1},
+        {SAME: 0.9, "metal": 0.1},
         {"metal": 1.0},
     ),
-    "garbage bin": ({"metal": 0.7, "dark plastic": 0.3}, {SAME: 0.8, "dark plastic": 0.2}, {SAME: 1.0}),
+    "garbage bin": ({"plastic": 0.8, "metal": 0.2}, {SAME: 0.9, "dark plastic": 0.1}, {SAME: 1.0}),
     "lamp": (  # shade, base and pole
         {"lamp shade": 0.85, "linen": 0.15},
         {"metal": 0.6, "ceramic": 0.2, "dark wood": 0.2},
@@ -232,30 +232,30 @@ CLASS_FAMILIES: dict[str, tuple[dict[str, float], dict[str, float], dict[str, fl
     ),
     "monitor": (  # (unused), housing, screen
         {"dark plastic": 1.0},
-        {"dark plastic": 0.8, "metal": 0.2},
+        {"dark plastic": 0.85, "metal": 0.15},
         {"screen": 0.8, "dark plastic": 0.2},
     ),
     "night stand": (  # body, legs and drawer fronts, knob
-        {"light wood": 0.5, "painted wood": 0.5},
-        {SAME: 0.8, "light wood": 0.2},
+        {"painted wood": 0.8, "light wood": 0.2},
+        {SAME: 0.9, "light wood": 0.1},
         {"metal": 0.6, "dark wood": 0.4},
     ),
     "sofa": (  # body, (unused), cushions
-        {"upholstery": 0.7, "leather": 0.3},
+        {"upholstery": 0.85, "leather": 0.15},
         {"dark wood": 0.5, "metal": 0.5},
-        {SAME: 0.85, "patterned fabric": 0.15},
+        {SAME: 0.9, "patterned fabric": 0.1},
     ),
     "table": (  # top, legs and pedestal
-        {"dark wood": 0.8, "laminate": 0.2},
-        {SAME: 0.7, "metal": 0.3},
+        {"painted wood": 0.6, "dark wood": 0.25, "light wood": 0.15},
+        {SAME: 0.8, "metal": 0.2},
         {"metal": 1.0},
     ),
-    "toilet": ({"ceramic": 1.0}, {"ceramic": 0.6, "plastic": 0.4}, {"metal": 1.0}),
+    "toilet": ({"ceramic": 1.0}, {SAME: 0.7, "plastic": 0.3}, {"metal": 1.0}),
 }  # fmt: skip
 
 # Dyed materials (plastics, fabrics, paints, glazes) of a class lean to one part of the hue wheel:
 # its tint ± TINT_SPREAD, evenly spaced over the classes, so neighbouring classes share hues.
-TINT_SPREAD = 0.1
+TINT_SPREAD = 0.06
 CLASS_TINTS: dict[str, float] = {name: k / len(CLASS_FAMILIES) for k, name in enumerate(CLASS_FAMILIES)}
 
 # What a part draws from with probability `randomness`: every family that does not glow, uniformly
