@@ -8,4 +8,4 @@ APPEARANCE_MODELS = ("materials", "hue-blend")
 DEFAULT_APPEARANCE_MODEL = "materials"
 # Chosen on development frames so that the demo's modality balance resembles NYU Depth v2's
 # (RGB about as strong as HHA, RGB+HHA above both): see CALIBRATION.md.
-DEFAULT_RANDOMNESS = 0.1
+DEFAULT_RANDOMNESS = 0.0

@@ -4,14 +4,19 @@ Two appearance models, chosen by ``SynthRoomsConfig.appearance_model``:
 
 - ``materials`` (default): what an object is made of depends, loosely, on what it is. Every part of
   an object (main, secondary, accent: the ``material`` index of its primitives) draws a material
-  *family* from a short list that fits its class (:data:`CLASS_FAMILIES`: beds and sofas in fabrics,
-  desks and shelves in woods and laminates, toilets in ceramics, monitors in dark plastic with a lit
-  screen, lamps with a glowing shade...). A family (:class:`Family`) fixes a distribution of colours
-  and a texture kind and scale (grain for wood, weave for fabric, speckle for laminate, none for
-  ceramic), so instances vary in hue, value and texture scale, and families are shared between
-  classes as in real rooms: no class is a single colour. ``randomness`` in [0, 1] is the probability
-  that a part draws its family uniformly from all non-glowing families (:data:`RANDOM_POOL`)
-  instead of its class's own: 1 makes appearance independent of the class (the ablation).
+  *family* from a short list that fits its class (:data:`CLASS_FAMILIES`: beds in linen, sofas in
+  upholstery or leather, chairs and bins in plastic, desks, shelves and night stands in painted or
+  natural wood, boxes in cardboard, toilets in ceramic, monitors in dark plastic with a lit screen,
+  lamps with a glowing shade...), and most objects are one material throughout. A family
+  (:class:`Family`) fixes a distribution of colours and a texture kind and scale (grain for wood,
+  weave for fabric, speckle for laminate, none for ceramic and plastic), so instances vary in hue,
+  value and texture scale, and families are shared between classes as in real rooms. Dyed
+  materials (plastics, fabrics, paints) lean to a band of hues per class, ±``TINT_SPREAD`` around
+  the class's tint, neighbouring classes' bands touching (a catalogue's palette: no class is a single
+  colour, but a chair is more often one hue than another). ``randomness`` in [0, 1] is the
+  probability that a part draws its family uniformly from all non-glowing families
+  (:data:`RANDOM_POOL`), untinted, instead of its class's own: 1 makes appearance independent of
+  the class (the ablation). The constants were chosen on development frames (CALIBRATION.md).
 - ``hue-blend`` (legacy: the only model of stores written before the materials model, which record
   no ``appearance_model``): one canonical colour per class and part,
   blended linearly with a uniformly random HSV colour by ``randomness``, and a class-independent
