@@ -11,8 +11,10 @@ import pytest
 from dsod_depth.data.synthrooms import CLASS_NAMES, SynthRooms, SynthRoomsConfig
 from dsod_depth.data.synthrooms.appearance import (
     CLASS_FAMILIES,
+    CLASS_TINTS,
     FAMILIES,
     RANDOM_POOL,
+    TINT_SPREAD,
     object_materials,
     to_uint8,
 )
@@ -74,7 +76,7 @@ def test_unknown_appearance_model_is_refused():
 def test_every_class_part_draws_from_known_families():
     assert set(CLASS_FAMILIES) == set(CLASS_NAMES)
     for parts in CLASS_FAMILIES.values():
-        assert len(parts) == 3
+        assert len(parts) == 3 and "same" not in parts[0]  # the main part is drawn, never repeated
         for weights in parts:
             assert set(weights) <= set(FAMILIES) | {"same"} and abs(sum(weights.values()) - 1) < 1e-9
     assert all(FAMILIES[name].glow[1] == 0 for name in RANDOM_POOL)
@@ -88,6 +90,23 @@ def test_instances_of_a_class_vary_and_classes_share_families():
         assert main.std(axis=0).max() > 0.02, name
     users = {f: [c for c, parts in CLASS_FAMILIES.items() if any(f in w for w in parts)] for f in FAMILIES}
     assert len(users["dark wood"]) >= 4 and len(users["metal"]) >= 5  # shared, as in real rooms
+
+
+def test_dyed_materials_lean_to_the_class_tint():
+    import colorsys
+
+    def hue(family: str, seed: int, tint: float | None) -> float:
+        return colorsys.rgb_to_hsv(*FAMILIES[family].draw(np.random.default_rng(seed), tint)[0])[0]
+
+    tint = CLASS_TINTS["sofa"]
+    for family in ("plastic", "upholstery", "painted wood"):  # dyed: within the band around the tint
+        offsets = np.array([(hue(family, s, tint) - tint + 0.5) % 1.0 - 0.5 for s in range(100)])
+        assert np.abs(offsets).max() <= TINT_SPREAD + 1e-6 and offsets.std() > TINT_SPREAD / 3, family
+    wood = [hue("dark wood", s, tint) for s in range(50)]  # not dyed: its own hues, tint or not
+    assert max(wood) <= 0.08 + 1e-6 and min(wood) >= 0.03 - 1e-6
+    free = [hue("plastic", s, None) for s in range(200)]  # untinted (the random pool): the whole wheel
+    assert np.histogram(free, bins=4, range=(0, 1))[0].min() > 15
+    assert len(set(CLASS_TINTS.values())) == len(CLASS_NAMES)
 
 
 def test_randomness_is_the_probability_of_leaving_the_class_families():
