@@ -27,6 +27,7 @@ Rerunning resumes (finished stores and runs are kept). Writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -87,8 +88,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/calibration"))
     parser.add_argument("--probe-only", action="store_true", help="only the colour probe, no detectors")
     parser.add_argument("--seeds", type=int, default=1, help="training seeds per detector (mAPs are means)")
+    parser.add_argument("--iters", type=int, help="steps per detector instead of the demo's (results file "
+                        "calibrate_appearance_itersN.json)")  # fmt: skip
     args = parser.parse_args()
     settings = DemoSettings()
+    results = RESULTS
+    if args.iters:
+        settings = dataclasses.replace(settings, iters=args.iters)
+        results = RESULTS.with_name(f"calibrate_appearance_iters{args.iters}.json")
     rows = []
     for r in args.randomness:
         start = time.perf_counter()
@@ -103,8 +110,8 @@ def main() -> None:
                      f"{100 * m['rgb+hha']:.1f}; rgb/hha {row['rgb_over_hha']:.2f}, fusion "
                      f"{100 * row['fusion_gain']:+.1f} pts")  # fmt: skip
         print(line, flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"rows": []}
+    results.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(results.read_text()) if results.is_file() else {"rows": []}
     kept = [r for r in previous["rows"] if r["randomness"] not in args.randomness or args.probe_only]
     if args.probe_only:
         kept = previous["rows"]
@@ -112,14 +119,18 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "dev_seed": DEV_SEED,
         "frames": {"train": settings.num_train, "held_out": settings.num_test, "size": settings.frame_size},
-        "budget": {"model": "dsod_tiny", "input": settings.input_size, "iters": settings.iters,
-                   "batch": settings.batch_size},  # fmt: skip
+        "budget": {
+            "model": "dsod_tiny",
+            "input": settings.input_size,
+            "iters": settings.iters,
+            "batch": settings.batch_size,
+        },  # fmt: skip
         "rows": sorted(kept + ([] if args.probe_only else rows), key=lambda r: r["randomness"]),
     }
     if args.probe_only:
         report["probe_only"] = rows
-    write_text_atomic(RESULTS, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_text_atomic(results, json.dumps(report, indent=2) + "\n")
+    print(f"wrote {results}")
 
 
 if __name__ == "__main__":
