@@ -110,7 +110,10 @@ def test_demo_rejects_bad_seeds(capsys):
 
 
 def test_demo_rejects_unknown_ablation_and_randomness(capsys):
-    assert main(["demo", "--ablation", "lighting"]) == 2
-    assert "invalid choice: 'lighting'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "--ablation", "lighting"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "invalid choice: 'lighting'" in err and err.count("\n") == 1
     with pytest.raises(KitError, match="unknown demo ablation 'lighting'"):
         demo_settings(full=False, seeds=None, ablations=("lighting",))
