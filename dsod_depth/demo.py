@@ -252,7 +252,7 @@ def run_demo(
     table = summary_table(comparison)
     ablation = None
     if "appearance" in settings.ablations:
-        ablation = run_appearance_ablation(out, settings, progress=progress, log=log)
+        ablation = run_appearance_ablation(out, settings, comparison, progress=progress, log=log)
     report = write_demo_report(out, rows, table, settings, time.perf_counter() - start, ablation=ablation)
     return {"rows": rows, "table": table, "report": report, "ablation": ablation}
 
@@ -273,10 +273,16 @@ def _generate(store: Path, settings: DemoSettings, randomness: float, progress: 
 
 
 def run_appearance_ablation(
-    out: Path, settings: DemoSettings, *, progress: bool, log: Callable[[str], None]
+    out: Path,
+    settings: DemoSettings,
+    main: dict[str, Any],
+    *,
+    progress: bool,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """rgb, hha and rgb+hha from scratch on the same frames (seed 0: same rooms, cameras, objects)
-    with appearance independent of the class (randomness 1), in ``out/ablation_appearance``.
+    with appearance independent of the class (randomness 1), in ``out/ablation_appearance``;
+    ``main`` is :func:`compare_runs` of the demo's own runs (the same seeds).
 
     Returns {"randomness", "table", "rows"}: the Markdown table (scratch mAP per modality, default
     appearance beside class-independent appearance) and one row per run; writes
@@ -301,7 +307,6 @@ def run_appearance_ablation(
         raise KitError(f"demo ablation: {len(result.failed)} detector run(s) did not finish; rerun to resume")
     comparison = compare_runs([o.spec.run_dir for o in result.outcomes])
     write_tables(comparison, folder / "comparison.md")
-    main = compare_runs([out / "runs"])
     default = {g["modality"]: g for g in main["groups"] if g["init"] == "scratch"}
     free = {g["modality"]: g for g in comparison["groups"]}
 
