@@ -33,11 +33,10 @@ import platform
 import time
 from pathlib import Path
 
-from dsod_depth.config import dump_config
 from dsod_depth.data.prepare import prepare_synthrooms
 from dsod_depth.data.store import load_prepared
 from dsod_depth.data.synthrooms.calibration import colour_probe
-from dsod_depth.demo import DemoSettings, detector_config
+from dsod_depth.demo import DemoSettings, scratch_matrix
 from dsod_depth.experiments.compare import compare_runs
 from dsod_depth.experiments.sweep import run_sweep
 from dsod_depth.fileio import write_text_atomic
@@ -63,13 +62,8 @@ def calibrate(out: Path, randomness: float, settings: DemoSettings, *, probe_onl
     row: dict = {"randomness": randomness, "probe": probe(store)}
     if probe_only:
         return row
-    base = folder / "detector.yaml"
-    text = dump_config(detector_config(settings, store, MODALITIES[0], "scratch", 0))
-    if not base.is_file() or base.read_text(encoding="utf-8") != text:
-        write_text_atomic(base, text)
-    matrix = {"name": "calibration", "output": str(folder / "runs"), "config": str(base),
-              "datasets": {"synthrooms": str(store)}, "modalities": list(MODALITIES),
-              "inits": ["scratch"], "seeds": list(range(seeds))}  # fmt: skip
+    settings = dataclasses.replace(settings, seeds=seeds)
+    matrix = scratch_matrix("calibration", folder, store, settings, MODALITIES)
     result = run_sweep(matrix, jobs=settings.jobs, progress=False, log=lambda line: print(f"    {line}"))
     if not result.ok:
         raise SystemExit(f"calibration runs failed at randomness {randomness}")

@@ -207,9 +207,7 @@ def run_demo(
     start = time.perf_counter()
     matrix, base_config = demo_matrix(out, settings)
     check_run_folders(matrix, base_config)
-    base = Path(matrix["config"])
-    if not base.is_file() or base.read_text(encoding="utf-8") != base_config:
-        write_text_atomic(base, base_config)
+    _write_base_config(Path(matrix["config"]), base_config)
     store = Path(matrix["datasets"]["synthrooms"])
     appearance = appearance_phrase(settings.appearance_model, settings.appearance_randomness)
     log(f"1/4 generating SynthRooms: {settings.num_train} train + {settings.num_test} test frames "
@@ -272,6 +270,33 @@ def _generate(store: Path, settings: DemoSettings, randomness: float, progress: 
     )  # fmt: skip
 
 
+def _write_base_config(path: Path, text: str) -> None:
+    """Write a matrix's base config, leaving the file untouched when it already holds ``text``."""
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        write_text_atomic(path, text)
+
+
+def scratch_matrix(
+    name: str, folder: Path, store: Path, settings: DemoSettings, modalities: tuple[str, ...]
+) -> dict[str, Any]:
+    """A sweep matrix of the demo's detectors trained from scratch on ``store`` for ``modalities`` ×
+    the settings' seeds, run folders under ``folder/runs``; writes its base config
+    ``folder/detector.yaml`` (unchanged when already there, so a rerun resumes)."""
+    base = folder / "detector.yaml"
+    _write_base_config(base, dump_config(detector_config(settings, store, modalities[0], "scratch", 0)))
+    return {
+        "name": name, "output": str(folder / "runs"), "config": str(base),
+        "datasets": {"synthrooms": str(store)}, "modalities": list(modalities),
+        "inits": ["scratch"], "seeds": list(range(settings.seeds)),
+    }  # fmt: skip
+
+
+def _map_cell(group: dict[str, Any]) -> str:
+    """A group's mAP in % as the demo's tables print it: mean ± sample std (no spread for one seed)."""
+    spread = f" ± {100 * group['map_std']:.1f}" if group["map_std"] is not None else ""
+    return f"{100 * group['map_mean']:.1f}{spread}"
+
+
 def run_appearance_ablation(
     out: Path,
     settings: DemoSettings,
@@ -292,15 +317,7 @@ def run_appearance_ablation(
     log(f"ablation: SynthRooms with class-independent appearance "
         f"({appearance_phrase(settings.appearance_model, 1.0)}) → {store}")  # fmt: skip
     _generate(store, settings, 1.0, progress)
-    base = folder / "detector.yaml"
-    text = dump_config(detector_config(settings, store, ABLATION_MODALITIES[0], "scratch", 0))
-    if not base.is_file() or base.read_text(encoding="utf-8") != text:
-        write_text_atomic(base, text)
-    matrix = {
-        "name": "ablation_appearance", "output": str(folder / "runs"), "config": str(base),
-        "datasets": {"synthrooms": str(store)}, "modalities": list(ABLATION_MODALITIES),
-        "inits": ["scratch"], "seeds": list(range(settings.seeds)),
-    }  # fmt: skip
+    matrix = scratch_matrix("ablation_appearance", folder, store, settings, ABLATION_MODALITIES)
     log(f"ablation: {len(ABLATION_MODALITIES) * settings.seeds} detectors from scratch")
     result = run_sweep(matrix, jobs=settings.jobs, progress=progress, log=lambda line: log(f"    {line}"))
     if not result.ok:
@@ -309,11 +326,6 @@ def run_appearance_ablation(
     write_tables(comparison, folder / "comparison.md")
     default = {g["modality"]: g for g in main["groups"] if g["init"] == "scratch"}
     free = {g["modality"]: g for g in comparison["groups"]}
-
-    def cell(group: dict[str, Any]) -> str:
-        spread = f" ± {100 * group['map_std']:.1f}" if group["map_std"] is not None else ""
-        return f"{100 * group['map_mean']:.1f}{spread}"
-
     lines = [
         f"| modality | scratch mAP@0.5 [%], randomness {settings.appearance_randomness:g} | "
         "scratch mAP@0.5 [%], randomness 1 | Δ [pts] |",
@@ -322,7 +334,7 @@ def run_appearance_ablation(
     for modality in ABLATION_MODALITIES:
         a, b = default[modality], free[modality]
         delta = 100 * (b["map_mean"] - a["map_mean"])
-        lines.append(f"| {modality_token(modality)} | {cell(a)} | {cell(b)} | {delta:+.1f} |")
+        lines.append(f"| {modality_token(modality)} | {_map_cell(a)} | {_map_cell(b)} | {delta:+.1f} |")
     rows = [{"modality": modality_token(r["modality"]), "seed": r["seed"], "map": r["map"]}
             for r in comparison["runs"]]  # fmt: skip
     ablation = {"randomness": 1.0, "table": "\n".join(lines), "rows": rows}
@@ -358,17 +370,12 @@ def summary_table(comparison: dict[str, Any]) -> str:
     groups = {(g["modality"], _init_name(g["init"])): g for g in comparison["groups"]}
     gains = {g["modality"]: g["delta"] for g in comparison["gains"]}
 
-    def cell(modality: str, init: str) -> str:
-        group = groups[(modality, init)]
-        spread = f" ± {100 * group['map_std']:.1f}" if group["map_std"] is not None else ""
-        return f"{100 * group['map_mean']:.1f}{spread}"
-
     lines = [
         "| modality | scratch mAP@0.5 [%] | RGB-pretrained mAP@0.5 [%] | Δ pretrained − scratch [pts] |",
         "|---|---|---|---|",
     ]
     for modality in MODALITIES:
-        scratch, pretrained = cell(modality, "scratch"), cell(modality, PRETRAINED_INIT)
+        scratch, pretrained = (_map_cell(groups[(modality, init)]) for init in ("scratch", PRETRAINED_INIT))
         lines.append(
             f"| {modality_token(modality)} | {scratch} | {pretrained} | {100 * gains[modality]:+.1f} |"
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dsod_depth.data.summary import PrepareReport
+from dsod_depth.data.synthrooms_defaults import DEFAULT_APPEARANCE_MODEL, DEFAULT_RANDOMNESS
 
 __all__ = ["prepare_synthrooms"]
 
@@ -25,8 +26,8 @@ def prepare_synthrooms(
     num_test: int = 300,
     size: tuple[int, int] = (320, 240),
     seed: int = 0,
-    appearance_randomness: float | None = None,
-    appearance_model: str | None = None,
+    appearance_randomness: float = DEFAULT_RANDOMNESS,
+    appearance_model: str = DEFAULT_APPEARANCE_MODEL,
     workers: int = 1,
     progress: bool = True,
     compression: str = "lz4",
@@ -36,17 +37,18 @@ def prepare_synthrooms(
     ``size`` is (width, height) in pixels. Train and test frames come from independent random
     streams of the same seed; rerunning with the same arguments resumes an interrupted preparation
     or keeps the finished files. ``appearance_model`` (``materials`` or the legacy ``hue-blend``) and
-    ``appearance_randomness`` default to the calibrated defaults of
-    :class:`~dsod_depth.data.synthrooms.SynthRoomsConfig`; the store records both. Returns the
+    ``appearance_randomness`` default to the calibrated defaults; the store records both. Returns the
     report (``files``: split → file; nothing is left out).
     """
     from dsod_depth.data.store_writer import SplitSource, write_store
     from dsod_depth.data.synthrooms import CLASS_NAMES, SynthRooms, SynthRoomsConfig
 
     width, height = size
-    appearance = {"appearance_randomness": appearance_randomness, "appearance_model": appearance_model}
     config = SynthRoomsConfig(
-        width=width, height=height, **{k: v for k, v in appearance.items() if v is not None}
+        width=width,
+        height=height,
+        appearance_randomness=appearance_randomness,
+        appearance_model=appearance_model,
     )
     splits = [
         SplitSource(name, count, SynthRooms(config, seed=seed, split=name).sample, height, width)
@@ -57,8 +59,8 @@ def prepare_synthrooms(
         "num_test": num_test,
         "size": [width, height],
         "seed": seed,
-        "appearance_randomness": config.appearance_randomness,
-        "appearance_model": config.appearance_model,
+        "appearance_randomness": appearance_randomness,
+        "appearance_model": appearance_model,
     }
     files = write_store(
         out,

@@ -88,9 +88,13 @@ def _store_attrs(config: ExperimentConfig) -> dict[str, Any] | None:
         return None
 
 
-def dataset_name(config: ExperimentConfig) -> tuple[str, str]:
-    """(name, where it came from): the store's ``dataset`` attribute, else the store folder's name."""
-    attrs = _store_attrs(config)
+_UNREAD = object()  # the store's attributes not read yet
+
+
+def dataset_name(config: ExperimentConfig, attrs: Any = _UNREAD) -> tuple[str, str]:
+    """(name, where it came from): the store's ``dataset`` attribute, else the store folder's name.
+    ``attrs``: the store's attributes when the caller has read them (:func:`_store_attrs`)."""
+    attrs = _store_attrs(config) if attrs is _UNREAD else attrs
     name = str(attrs.get("dataset", "")) if attrs else ""
     if name:
         return name, "store"
@@ -100,11 +104,12 @@ def dataset_name(config: ExperimentConfig) -> tuple[str, str]:
     return "unknown", "none"
 
 
-def dataset_variant(config: ExperimentConfig) -> str | None:
+def dataset_variant(config: ExperimentConfig, attrs: Any = _UNREAD) -> str | None:
     """How the run's generated frames were made, e.g. ``appearance materials, randomness 0.1`` for
     SynthRooms (None for real datasets and unreadable stores). A SynthRooms store without an
-    ``appearance_model`` record predates the materials model, i.e. was made with ``hue-blend``."""
-    attrs = _store_attrs(config)
+    ``appearance_model`` record predates the materials model, i.e. was made with ``hue-blend``.
+    ``attrs`` as for :func:`dataset_name`."""
+    attrs = _store_attrs(config) if attrs is _UNREAD else attrs
     if not attrs or attrs.get("dataset") != "synthrooms":
         return None
     try:
@@ -127,12 +132,13 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         )
     config = load_config(run.config)
     metrics = read_eval_metrics(run, config.data.test_split)
-    dataset, source = dataset_name(config)
+    attrs = _store_attrs(config)  # one read of the store for both labels
+    dataset, source = dataset_name(config, attrs)
     return {
         "run_dir": str(run_dir),
         "dataset": dataset,
         "dataset_source": source,
-        "variant": dataset_variant(config),
+        "variant": dataset_variant(config, attrs),
         "modality": canonical_modality(config.data.modality),
         "init": init_label(config.model.init),
         "init_value": config.model.init,

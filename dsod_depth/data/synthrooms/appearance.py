@@ -39,16 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from dsod_depth.data.synthrooms_defaults import (
-    APPEARANCE_MODELS,
-    DEFAULT_APPEARANCE_MODEL,
-    DEFAULT_RANDOMNESS,
-)
-
 __all__ = [
-    "APPEARANCE_MODELS", "CLASS_FAMILIES", "DEFAULT_APPEARANCE_MODEL", "DEFAULT_RANDOMNESS", "FAMILIES",
-    "Family", "MaterialTable", "RANDOM_POOL", "albedo", "hue_blend_materials", "object_materials",
-    "room_materials", "shade", "surface", "to_uint8",
+    "CLASS_FAMILIES", "CLASS_TINTS", "FAMILIES", "Family", "MaterialTable", "RANDOM_POOL", "TINT_SPREAD",
+    "hue_blend_materials", "object_materials", "room_materials", "shade", "surface", "to_uint8",
 ]  # fmt: skip
 
 Rng = np.random.Generator
@@ -157,6 +150,11 @@ class Family:
     glow: tuple[float, float] = (0.0, 0.0)
 
     @property
+    def glows(self) -> bool:
+        """Emits light (lit screens, lamp shades)."""
+        return self.glow[1] > 0
+
+    @property
     def dyed(self) -> bool:
         """Any hue (plastics, fabrics, paints): a class's own draw takes its tint (:data:`CLASS_TINTS`)."""
         return self.hue == ANY
@@ -172,7 +170,7 @@ class Family:
         colour = _hsv(hue, rng.uniform(*self.saturation), rng.uniform(*self.value))
         freq, contrast = rng.uniform(*self.freq), rng.uniform(*self.contrast)
         direction, phase = _unit(rng), rng.uniform(0, 100)
-        emission = colour * rng.uniform(*self.glow) if self.glow[1] > 0 else np.zeros(3)
+        emission = colour * rng.uniform(*self.glow) if self.glows else np.zeros(3)
         return colour * self.reflect, self.texture, freq, contrast, direction, phase, emission
 
 
@@ -265,7 +263,7 @@ CLASS_TINTS: dict[str, float] = {name: k / len(CLASS_FAMILIES) for k, name in en
 
 # What a part draws from with probability `randomness`: every family that does not glow, uniformly
 # (a glowing sofa would be a class-independent oddity no real room shows).
-RANDOM_POOL: tuple[str, ...] = tuple(name for name, f in FAMILIES.items() if f.glow[1] == 0)
+RANDOM_POOL: tuple[str, ...] = tuple(name for name, f in FAMILIES.items() if not f.glows)
 
 
 def object_materials(rng: Rng, class_name: str, randomness: float) -> MaterialTable:
@@ -349,12 +347,6 @@ def _pattern(table: MaterialTable, material: np.ndarray, local: np.ndarray) -> n
             )
             pattern[sel] = 0.5 + 0.5 * np.sin(2.0 * np.pi * along + 2.0 * warp)
     return pattern
-
-
-def albedo(table: MaterialTable, material: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """Textured albedo float32 [P, 3] in [0, 1] for pixels with material ids int [P] and
-    object-frame hit points float [P, 3] (metres)."""
-    return surface(table, material, local)[0]
 
 
 def surface(

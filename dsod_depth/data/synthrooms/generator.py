@@ -25,9 +25,6 @@ from scipy import ndimage
 
 from dsod_depth.data.sample import RGBDSample
 from dsod_depth.data.synthrooms.appearance import (
-    APPEARANCE_MODELS,
-    DEFAULT_APPEARANCE_MODEL,
-    DEFAULT_RANDOMNESS,
     MaterialTable,
     hue_blend_materials,
     object_materials,
@@ -46,6 +43,11 @@ from dsod_depth.data.synthrooms.layout import (
     sample_room,
 )
 from dsod_depth.data.synthrooms.sensor import KinectModel, fill_nearest, simulate_raw_depth
+from dsod_depth.data.synthrooms_defaults import (
+    APPEARANCE_MODELS,
+    DEFAULT_APPEARANCE_MODEL,
+    DEFAULT_RANDOMNESS,
+)
 from dsod_depth.errors import KitError
 from dsod_depth.geometry.camera import NYU_SIZE, Intrinsics
 
