@@ -37,7 +37,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "dsod300"  # a registered detector (dsod300, dsod300_plain, dsod300_small, dsod_tiny, ...)
-    init: str = "scratch"  # scratch | imagenet | pretrained:PATH
+    init: str = "scratch"  # scratch | imagenet | pretrained:PATH | transfer:RUN_DIR
     first_conv: str = "mean"  # pretrained RGB filters → other channel counts: mean | sum | copy-scaled
     options: dict[str, Any] = field(default_factory=dict)  # extra keyword options of build_detector
 

@@ -26,7 +26,7 @@ from dsod_depth.cli.experiments import _add_compare, _add_demo, _add_sweep, _add
 from dsod_depth.cli.files import _add_evaluate, _add_hha
 from dsod_depth.cli.inference import _add_detect, _add_export
 from dsod_depth.cli.prepare import _add_prepare
-from dsod_depth.cli.training import _add_eval, _add_pretrain, _add_train
+from dsod_depth.cli.training import _add_eval, _add_pretrain, _add_train, _add_transfer
 from dsod_depth.errors import KitError
 
 __all__ = ["main", "build_parser", "EXIT_USER_ERROR"]
@@ -49,6 +49,7 @@ _COMMANDS = [
     _add_train,
     _add_eval,
     _add_pretrain,
+    _add_transfer,
     _add_evaluate,
     _add_hha,
     _add_detect,

@@ -1,4 +1,5 @@
-"""`train`, `eval` and `pretrain`: one detector run from a config, its evaluation, backbone pretraining."""
+"""`train`, `eval`, `pretrain` and `transfer`: one detector run from a config, its evaluation, backbone
+pretraining, supervision transfer from an RGB network."""
 
 from __future__ import annotations
 
@@ -115,5 +116,71 @@ def _run_pretrain(args: argparse.Namespace) -> int:
         f"pretrained {summary['model']} on {summary['train_crops']} {summary['modality']} crops for "
         f"{summary['steps']} steps; test crop accuracy {acc_text}; "
         f"weights in {args.out}/checkpoints/last.pt"
+    )
+    return 0
+
+
+def _add_transfer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "transfer",
+        help="supervision transfer: distil an RGB network's features into a depth/HHA student",
+        description="Cross-modal supervision transfer (Gupta et al., CVPR 2016): the config's detector, for "
+        "the config's modality, learns to reproduce a frozen RGB teacher's feature maps on paired, "
+        "unlabelled frames of the store's training split. Start a detector from the student with "
+        "`--set model.init=transfer:RUN_DIR`. `transfer --resume RUN_DIR` continues a run.",
+    )
+    p.add_argument(
+        "config", nargs="?", help="experiment config YAML of the student (model.name, data.modality)"
+    )
+    p.add_argument("--teacher", help="RGB run folder or checkpoint (a detector or pretrain run), or "
+                   "imagenet:ssd300_vgg16 / imagenet:densenet121_dsod")  # fmt: skip
+    p.add_argument("--data", help="prepared store folder (overrides data.store)")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--iters", type=int, help="optimiser steps (overrides train.iters)")
+    p.add_argument("--seed", type=int, help="seed of the student's init and the data order (train.seed)")
+    p.add_argument("--layers", help="maps to match, comma-separated (default backbone.second; e.g. "
+                   "backbone.second,scale.0,scale.1)")  # fmt: skip
+    p.add_argument("--allow-any-teacher", action="store_true", help="accept a teacher that does not read rgb")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the transfer run in RUN_DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=_run_transfer)
+
+
+def _run_transfer(args: argparse.Namespace) -> int:
+    from dsod_depth.config import load_config
+    from dsod_depth.engine.run_dir import RunDir
+    from dsod_depth.engine.transfer import TransferSettings, transfer
+    from dsod_depth.models.taps import DEFAULT_LAYERS
+
+    overrides = config_overrides(args)
+    if args.resume:
+        given = args.config or args.out or overrides or args.teacher or args.layers or args.allow_any_teacher
+        if given:
+            raise KitError(
+                "--resume takes only the run directory: its config.yaml and transfer.json fix the rest"
+            )
+        run = RunDir(args.resume)
+        if not run.is_run():
+            raise KitError(
+                f"{run} is not a run directory (no config.yaml); pass a folder written by `transfer`"
+            )
+        out, config, settings = run.path, load_config(run.config), None
+    else:
+        if not args.config or not args.teacher or not args.out:
+            raise KitError("give CONFIG.yaml, --teacher RUN_OR_CHECKPOINT and --out RUN_DIR")
+        config = load_config(args.config, overrides)
+        layers = (
+            tuple(x.strip() for x in args.layers.split(",") if x.strip()) if args.layers else DEFAULT_LAYERS
+        )
+        settings = TransferSettings(args.teacher, layers, allow_any_teacher=args.allow_any_teacher)
+        out = args.out
+    summary = transfer(config, out, settings, resume=bool(args.resume), progress=not args.no_progress)
+    heldout = summary["heldout_loss"]
+    held = "n/a (no test frames)" if heldout is None else f"{heldout:.4f}"
+    print(
+        f"distilled {summary['teacher']} into a {summary['modality']} {summary['model']} student at "
+        f"{', '.join(summary['layers'])} for {summary['steps']} steps; held-out loss {held}; start a "
+        f"detector from it with --set model.init=transfer:{out}"
     )
     return 0

@@ -14,7 +14,7 @@ from dsod_depth.models import build_detector, detector_options
 
 
 def build_model_for(config: ExperimentConfig, dataset: DetectionDataset) -> torch.nn.Module:
-    """The detector of ``config.model`` for the dataset's classes and channel count, initialised as
+    """The detector of ``config.model`` for the dataset's classes, channel count and modality, initialised as
     ``model.init`` says (:mod:`dsod_depth.engine.init`)."""
     mcfg = config.model
     init = parse_init(mcfg.init)
@@ -26,7 +26,7 @@ def build_model_for(config: ExperimentConfig, dataset: DetectionDataset) -> torc
     model = build_detector(
         mcfg.name, num_classes=dataset.num_classes, in_channels=dataset.in_channels, **options
     )
-    apply_init(model, init, model_name=mcfg.name, first_conv=mcfg.first_conv)
+    apply_init(model, init, model_name=mcfg.name, first_conv=mcfg.first_conv, modality=dataset.modality)
     return model
 
 

@@ -35,7 +35,7 @@ from dsod_depth.data.loader import DetectionDataset
 from dsod_depth.engine.checkpoint import dataset_inference_record, save_checkpoint
 from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.model_setup import build_model_for, optimiser_for
-from dsod_depth.engine.run_dir import RunDir, run_lock
+from dsod_depth.engine.run_dir import RunDir, run_lock, write_run_kind
 from dsod_depth.engine.schedule import lr_factor
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import write_text_atomic
@@ -93,6 +93,7 @@ def _pretrain_into(
     data = config.data
     optimiser = optimiser_for(model, config.optim)  # the trainer's rule: no decay on norms and biases
     write_text_atomic(run.config, dump_config(config))
+    write_run_kind(run, "pretrain")
     run.metrics_log.unlink(missing_ok=True)
     logger = MetricsLogger(run.path, tensorboard=False)
     steps_per_epoch = len(train_crops) // config.train.batch_size

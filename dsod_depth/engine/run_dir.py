@@ -3,6 +3,7 @@
 Layout of a run folder::
 
     config.yaml              resolved config of the run (decides what the folder holds)
+    run_kind                 "pretrain" or "transfer" for runs that train no detector (absent: detector)
     metrics.jsonl            one JSON object per logged step
     checkpoints/last.pt      newest checkpoint (written atomically); checkpoints/best.pt
     eval/<split>/            gt.json, detections.json, metrics.json
@@ -52,6 +53,9 @@ __all__ = [
     "resolve_checkpoint",
     "checkpoint_folder",
     "read_eval_metrics",
+    "RUN_KINDS",
+    "run_kind",
+    "write_run_kind",
     "read_map",
     "read_metrics_log",
     "config_differences",
@@ -60,6 +64,10 @@ __all__ = [
 CONFIG_FILE = "config.yaml"  # what makes a folder a run (compare finds runs by it)
 # The files of an evaluation folder (eval/<split>/), written by engine.evaluator.evaluate.
 GT_FILE, DETECTIONS_FILE, METRICS_FILE = "gt.json", "detections.json", "metrics.json"
+KIND_FILE = "run_kind"
+# What a run folder trains: a detector (train, sweep), a backbone on crops (pretrain) or a student of
+# supervision transfer (transfer). Only detector runs have test metrics that compare can table.
+RUN_KINDS = ("detector", "pretrain", "transfer")
 LOCK_NAME = ".lock"
 HOLDER_NAME = ".lock.holder"
 # Files of the lock, not of the run: comparisons, states and "nothing changed" checks skip them.
@@ -112,8 +120,18 @@ class RunDir:
 
     @property
     def summary(self) -> Path:
-        """``summary.json`` of a ``pretrain`` run."""
+        """``summary.json`` of a finished ``pretrain`` or ``transfer`` run."""
         return self.path / "summary.json"
+
+    @property
+    def transfer_record(self) -> Path:
+        """``transfer.json`` of a ``transfer`` run: its settings and teacher."""
+        return self.path / "transfer.json"
+
+    @property
+    def kind_file(self) -> Path:
+        """``run_kind`` of a run that trains no detector (see :func:`run_kind`)."""
+        return self.path / KIND_FILE
 
     @property
     def lock_file(self) -> Path:
@@ -175,6 +193,33 @@ def resolve_checkpoint(path: str | os.PathLike) -> tuple[Path, RunDir]:
     if not path.is_file():
         raise KitError(f"{path} not found; pass a run directory or a checkpoint file")
     return path, RunDir(checkpoint_folder(path))
+
+
+def run_kind(run: RunDir | str | os.PathLike) -> str:
+    """What the run folder trains, one of :data:`RUN_KINDS`: the word in its ``run_kind`` file, else
+    ``detector``. A pretraining folder from before the marker (its ``summary.json`` has
+    ``test_accuracy``) reads ``pretrain``."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    if run.kind_file.is_file():
+        kind = run.kind_file.read_text(encoding="utf-8").strip()
+        if kind not in RUN_KINDS:
+            expected = ", ".join(RUN_KINDS)
+            raise KitError(f"{run.kind_file}: unknown run kind {kind!r}; expected one of {expected}")
+        return kind
+    if run.summary.is_file():
+        try:
+            if "test_accuracy" in json.loads(run.summary.read_text(encoding="utf-8")):
+                return "pretrain"
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
+            pass
+    return "detector"
+
+
+def write_run_kind(run: RunDir, kind: str) -> None:
+    """Mark ``run`` as a ``pretrain`` or ``transfer`` run (detector runs carry no marker)."""
+    if kind not in RUN_KINDS[1:]:
+        raise ValueError(f"run kind {kind!r} is not marked; expected one of {', '.join(RUN_KINDS[1:])}")
+    write_text_atomic(run.kind_file, kind + "\n")
 
 
 def read_eval_metrics(run: RunDir, split: str) -> dict[str, Any]:

@@ -56,6 +56,19 @@ class RunStopped(KitError):
     """The run was asked to stop (``stop`` callback) and saved a checkpoint of its last step."""
 
 
+def init_comment(info: dict[str, Any]) -> str:
+    """YAML comment lines for a run's ``config.yaml`` naming where ``init: transfer:RUN_DIR`` came from
+    (the transfer run and its teacher; the checkpoint keeps the same under ``init_source``); "" otherwise."""
+    source = info.get("init_source")
+    if not source:
+        return ""
+    teacher = source["teacher"]
+    return (
+        f"# model.init: the student of transfer run {source['transfer_run']}, distilled from the "
+        f"{teacher['modality']} {teacher['model']} teacher {teacher['source']}\n"
+    )
+
+
 def build_loss(config: LossConfig) -> MultiBoxLoss:
     """The MultiBox loss of a config's ``loss`` section (defaults: the Caffe layer of DSOD/SSD)."""
     return MultiBoxLoss(
@@ -166,7 +179,7 @@ class Trainer:
                     f"{self.folder}` or choose another --out"
                 )
             self.folder.metrics_log.unlink(missing_ok=True)
-            write_text_atomic(self.folder.config, dump_config(self.config))
+            write_text_atomic(self.folder.config, init_comment(self.model.info) + dump_config(self.config))
         self.logger = MetricsLogger(self.folder.path, enabled=self.info.is_main)
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -184,6 +197,7 @@ class Trainer:
             "modality": self.train_set.modality,
             "kind": "detector",
             "inference": self.inference,
+            "init_source": self.model.info.get("init_source"),
             # Results depend on the CPU thread count (reduction order); resume warns when it changes.
             "cpu_threads": torch.get_num_threads(),
         }

@@ -7,14 +7,22 @@ A matrix file (shipped ones: ``experiments/matrices/*.yaml``)::
     datasets:                                 # name → prepared store, or name → {store, set}
       synthrooms: runs/data/synthrooms
     modalities: [rgb, depth, hha, rgb_hha]    # entries: a modality, or {modality, set}
-    inits: [scratch, imagenet]                # scratch | imagenet | pretrained:PATH, or {init, config, set}
+    inits: [scratch, imagenet]                # scratch | imagenet | pretrained:PATH | transfer:RUN_DIR,
+                                              # or {init, config, set, modalities}
     seeds: [0, 1, 2]
     set: {train.iters: 300}                   # optional: overrides for every run (mapping or key=value list)
 
 The template's ``{modality}`` is the file-name form (``rgb_hha``) and ``{init}`` the init's ``config``
-value: the init itself for ``scratch``/``imagenet``, ``scratch`` for ``pretrained:PATH`` (a kit
-checkpoint transfers into the architecture of the scratch config; give ``config:`` to choose
-another). Every run's config is the template file, then the matrix ``set``, then the dataset's,
+value: the init itself for ``scratch``/``imagenet``, ``scratch`` for ``pretrained:PATH`` and
+``transfer:RUN_DIR`` (a kit checkpoint transfers into the architecture of the scratch config; give
+``config:`` to choose another).
+
+The path of a ``pretrained:`` or ``transfer:`` init may use ``{dataset}``, ``{modality}`` (file-name
+form) and ``{seed}``, filled in per cell: supervision transfer has one student per modality and seed,
+e.g. ``transfer:runs/transfer/{dataset}/{modality}_s{seed}``. An init's ``modalities:`` list restricts
+it to those modalities (transfer has no RGB student: ``modalities: [depth, hha, rgb_hha]``).
+
+Every run's config is the template file, then the matrix ``set``, then the dataset's,
 modality's and init's ``set``, then the cell itself: ``data.store``, ``data.modality``,
 ``model.init``, ``train.seed`` and ``name`` — which is why ``set`` may not name those keys.
 Relative paths are relative to the working directory, as in configs. Every config is loaded and
@@ -47,6 +55,7 @@ __all__ = ["Matrix", "DatasetSpec", "ModalitySpec", "InitSpec", "RunSpec", "load
 _TOP_KEYS = {"name", "output", "config", "datasets", "modalities", "inits", "seeds", "set"}
 _REQUIRED = ("output", "config", "datasets", "modalities", "inits", "seeds")
 _PLACEHOLDERS = {"dataset", "modality", "init"}
+_INIT_PLACEHOLDERS = {"dataset", "modality", "seed"}
 # Keys the sweep sets for each cell; an override of them would be silently replaced.
 _OWNED = ("name", "data.store", "data.modality", "model.init", "train.seed")
 
@@ -66,9 +75,14 @@ class ModalitySpec:
 
 @dataclass(frozen=True)
 class InitSpec:
-    init: str  # model.init: scratch | imagenet | pretrained:PATH
+    init: str  # model.init: scratch | imagenet | pretrained:PATH | transfer:RUN_DIR (may hold placeholders)
     config: str  # value of {init} in the config template
     overrides: tuple[str, ...] = ()
+    modalities: tuple[str, ...] | None = None  # canonical modalities it applies to; None: all
+
+    def resolve(self, dataset: str, modality: str, seed: int) -> str:
+        """The init string of one cell (placeholders of the module docstring filled in)."""
+        return self.init.format(dataset=dataset, modality=modality_token(modality), seed=seed)
 
     @property
     def label(self) -> str:
@@ -115,6 +129,8 @@ class Matrix:
             for seed in self.seeds:
                 for modality in self.modalities:
                     for init in self.inits:
+                        if init.modalities is not None and modality.name not in init.modalities:
+                            continue
                         spec = self._cell(dataset, modality, init, seed)
                         cell = f"({dataset.name}, {modality.name}, {init.init}, seed {seed})"
                         if spec.run_dir in seen:
@@ -137,7 +153,7 @@ class Matrix:
             f"name={json.dumps(f'{dataset.name}_{token}_{init_token(init.label)}_s{seed}')}",
             f"data.store={json.dumps(dataset.store)}",
             f"data.modality={json.dumps(modality.name)}",
-            f"model.init={json.dumps(init.init)}",
+            f"model.init={json.dumps(init.resolve(dataset.name, modality.name, seed))}",
             f"train.seed={seed}",
         ]
         overrides = (*self.overrides, *dataset.overrides, *modality.overrides, *init.overrides, *cell)
@@ -291,11 +307,19 @@ def _inits(value: Any, source: str) -> list[InitSpec]:
     specs = []
     for i, entry in enumerate(_list(value, "inits", source)):
         where = f"inits[{i}]"
-        config = overrides = None
+        config = overrides = modalities = None
         if isinstance(entry, dict):
-            _check_keys(entry, {"init", "config", "set"}, where, source)
+            _check_keys(entry, {"init", "config", "set", "modalities"}, where, source)
             if "init" not in entry:
-                raise KitError(f"{source}: missing key '{where}.init' (scratch, imagenet or pretrained:PATH)")
+                raise KitError(
+                    f"{source}: missing key '{where}.init' (scratch, imagenet, pretrained:PATH or "
+                    "transfer:RUN_DIR)"
+                )
+            if "modalities" in entry:
+                listed = _list(entry["modalities"], f"{where}.modalities", source)
+                modalities = tuple(
+                    canonical_modality(_string(m, f"{where}.modalities", source)) for m in listed
+                )
             if "config" in entry:
                 config = _string(entry["config"], f"{where}.config", source)
                 check_name(config, f"{where}.config", source)
@@ -303,9 +327,23 @@ def _inits(value: Any, source: str) -> list[InitSpec]:
             entry = entry["init"]
         init = _string(entry, where, source)
         kind = parse_init(init, key=f"{source}: {where}").kind  # the one rule for init strings
+        _check_init_placeholders(init, where, source)
         default_config = init if kind in ("scratch", "imagenet") else "scratch"
-        specs.append(InitSpec(init, config or default_config, overrides or ()))
+        specs.append(InitSpec(init, config or default_config, overrides or (), modalities))
     return specs
+
+
+def _check_init_placeholders(init: str, where: str, source: str) -> None:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(init) if name is not None}
+    except ValueError as err:
+        raise KitError(f"{source}: {where} {init!r} is malformed ({err})") from None
+    unknown = ", ".join(sorted(names - _INIT_PLACEHOLDERS))
+    if unknown:
+        raise KitError(
+            f"{source}: {where} {init!r} uses unknown placeholder(s) {unknown}"
+            "; an init path may use {dataset}, {modality} and {seed}"
+        )
 
 
 def _seeds(value: Any, source: str) -> tuple[int, ...]:

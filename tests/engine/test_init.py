@@ -23,7 +23,7 @@ from dsod_depth.engine.model_setup import build_model_for
 from dsod_depth.errors import KitError
 from dsod_depth.models import adapt_first_conv, build_detector
 
-BAD_INIT = "must be scratch, imagenet or pretrained:PATH"
+BAD_INIT = "must be scratch, imagenet, pretrained:PATH or transfer:RUN_DIR"
 
 
 class TwoConvs(nn.Module):
@@ -46,7 +46,7 @@ def _config(init: str, name: str = "dsod_tiny", **model) -> ExperimentConfig:
 
 
 # A dataset as build_model_for reads it: its class and channel counts.
-ONE_CHANNEL = SimpleNamespace(num_classes=3, in_channels=1)
+ONE_CHANNEL = SimpleNamespace(num_classes=3, in_channels=1, modality="depth")
 
 
 @pytest.mark.parametrize(
@@ -57,6 +57,7 @@ ONE_CHANNEL = SimpleNamespace(num_classes=3, in_channels=1)
         ("pretrained:runs/rgb_pre", "pretrained", "runs/rgb_pre"),
         ("pretrained:w/b.pt", "pretrained", "w/b.pt"),
         ("pretrained:/abs/x:y.pt", "pretrained", "/abs/x:y.pt"),  # only the first ':' separates
+        ("transfer:runs/transfer/hha_s0", "transfer", "runs/transfer/hha_s0"),
     ],
 )
 def test_every_kind_parses_and_prints_back(text, kind, source):
@@ -66,7 +67,7 @@ def test_every_kind_parses_and_prints_back(text, kind, source):
 
 
 @pytest.mark.parametrize(
-    "text", ["", "Scratch", "imagenet21k", "pretrained:", "pretrained", "transfer:runs/x"]
+    "text", ["", "Scratch", "imagenet21k", "pretrained:", "pretrained", "transfer:", "distil:runs/x"]
 )
 def test_bad_strings_name_the_key_and_every_form(text):
     with pytest.raises(KitError, match=f"^model.init {BAD_INIT}, got {text!r}$"):
