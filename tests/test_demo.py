@@ -21,7 +21,7 @@ from dsod_depth.errors import KitError
 def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     settings = DemoSettings(
         num_train=8, num_test=4, frame_size=(128, 96), input_size=96, pretrain_iters=2, pretrain_crop=32,
-        pretrain_batch=4, iters=2, batch_size=2, workers=1, jobs=1,
+        pretrain_batch=4, pretrain_frames=8, iters=2, batch_size=2, workers=1, jobs=1,
     )  # fmt: skip
     out = tmp_path / "demo"
     result = run_demo(out, settings, progress=False)
@@ -67,6 +67,31 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert "Ablation: the same rooms" in (out / "report.md").read_text()
     free = (out / "ablation_appearance" / "comparison.md").read_text()
     assert "Frames: appearance materials, randomness 1." in free
+
+    # The pretraining corpus is its own SynthRooms seed: no frame of the detection store.
+    from dsod_depth.data.store import load_prepared
+
+    corpus, _ = load_prepared(out / "data" / "pretrain_corpus", "train")
+    detection, _ = load_prepared(out / "data" / "synthrooms", "train")
+    assert (corpus.prep_args["seed"], detection.prep_args["seed"]) == (2000, 0)
+    pictures = [detection.read(i, ("rgb",))["rgb"] for i in range(len(detection))]
+    for i in range(len(corpus)):
+        assert not any((corpus.read(i, ("rgb",))["rgb"] == p).all() for p in pictures)
+    assert "none of the detection frames" in (out / "report.md").read_text()
+
+    # The transfer column: a student per depth modality distilled from the RGB-pretrained RGB detector.
+    transferred = run_demo(out, dataclasses.replace(settings, with_transfer=True), progress=False)
+    assert checkpoint.stat().st_mtime_ns == before  # the other cells are kept
+    modalities = {(r["modality"], r["init"]) for r in transferred["rows"]}
+    assert {(m, "transfer") for m in ("depth", "hha", "rgb_hha")} <= modalities
+    assert ("rgb", "transfer") not in modalities
+    assert "transfer mAP@0.5 [%]" in transferred["table"] and "| rgb |" in transferred["table"]
+    students = json.loads((out / "transfer.json").read_text())
+    assert [(t["modality"], t["seed"]) for t in students] == [("depth", 0), ("hha", 0), ("rgb_hha", 0)]
+    assert all(t["teacher"].endswith("rgb_pretrained-pretrain_rgb_corpus_s0") for t in students)
+    assert "Transfer = supervision transfer" in (out / "report.md").read_text()
+    rerun = run_demo(out, settings, progress=False)  # without the flag the transfer runs are accepted
+    assert rerun["table"] == result["table"]
 
     # Other settings in the same folder are refused, never mixed into the old runs.
     with pytest.raises(KitError, match="another config"):

@@ -210,7 +210,7 @@ def transfer(
         raise KitError("no prepared store given: pass --data STORE or set data.store")
     if min(config.train.batch_size, config.optim.accumulate, config.train.iters) <= 0:
         raise KitError("train.batch_size, optim.accumulate and train.iters must be positive")
-    if not resume and (run.last.exists() or run.is_run()):
+    if not resume and run.last.exists():
         raise KitError(
             f"{run} already holds a run; resume it with `dsod-depth transfer --resume {run}` or choose "
             "another --out"
