@@ -123,10 +123,61 @@ def test_shipped_matrices_expand(monkeypatch):
         m = load_matrix(path)
         specs = m.expand()
         counts[path.stem] = len(specs)
+        table = path.stem.removesuffix("_transfer")  # the transfer cells join their dataset's table
         for spec in specs:
             assert spec.config.data.store == f"runs/data/{spec.dataset}"
-            assert spec.run_dir.parent == Path("runs/sweeps") / path.stem / spec.dataset
-    assert counts == {"nyudv2": 24, "sunrgbd": 24, "synthrooms": 24, "voc": 2}
+            assert spec.run_dir.parent == Path("runs/sweeps") / table / spec.dataset
+    assert counts == {
+        "nyudv2": 24, "nyudv2_transfer": 9, "sunrgbd": 24, "sunrgbd_transfer": 9, "synthrooms": 24, "voc": 2,
+    }  # fmt: skip
+    cells = load_matrix(REPO / "experiments" / "matrices" / "nyudv2_transfer.yaml").expand()
+    assert {(s.modality, s.init, s.config.model.name) for s in cells} == {
+        (m, "transfer", "dsod300") for m in ("depth", "hha", "rgb+hha")
+    }
+    assert cells[0].config.model.init == "transfer:runs/transfer/nyudv2/depth_s0"
+    assert cells[0].run_dir == Path("runs/sweeps/nyudv2/nyudv2/depth_transfer_s0")
+
+
+def test_transfer_commands_print_one_resumable_line_per_student():
+    import subprocess
+
+    script = REPO / "experiments" / "transfer_commands.sh"
+    lines = subprocess.run(
+        [script, "sunrgbd", "4"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[2] == (
+        "if [ -f runs/transfer/sunrgbd/rgb_hha_s4/checkpoints/last.pt ]; then dsod-depth transfer --resume "
+        "runs/transfer/sunrgbd/rgb_hha_s4 --no-progress; else dsod-depth transfer "
+        "experiments/configs/sunrgbd/rgb_hha_scratch.yaml "
+        "--teacher runs/sweeps/sunrgbd/sunrgbd/rgb_imagenet_s4 --seed 4 "
+        "--out runs/transfer/sunrgbd/rgb_hha_s4 --no-progress; fi"
+    )
+    # the folders the lines write are the ones the transfer matrix reads
+    spec = load_matrix(REPO / "experiments" / "matrices" / "sunrgbd_transfer.yaml").expand()[2]
+    assert spec.config.model.init == "transfer:runs/transfer/sunrgbd/rgb_hha_s0"
+    bad = subprocess.run([script, "voc"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr == "error: unknown dataset 'voc'; choose nyudv2 or sunrgbd\n"
+
+
+def test_init_placeholders_and_modalities(tmp_path):
+    data = matrix(tmp_path, modalities=["rgb", "hha"], seeds=[0, 1])
+    data["inits"] = ["scratch", {"init": "transfer:t/{dataset}/{modality}_s{seed}", "modalities": ["hha"]}]
+    specs = matrix_from_dict(data).expand()
+    assert [(s.modality, s.init, s.seed) for s in specs] == [
+        ("rgb", "scratch", 0), ("hha", "scratch", 0), ("hha", "transfer", 0),
+        ("rgb", "scratch", 1), ("hha", "scratch", 1), ("hha", "transfer", 1),
+    ]  # fmt: skip
+    assert specs[5].config.model.init == "transfer:t/synthrooms/hha_s1"
+    assert specs[5].run_dir.name == "hha_transfer_s1"
+    data["inits"] = [{"init": "transfer:t/{variant}"}]
+    with pytest.raises(
+        KitError, match=r"inits\[0\] 'transfer:t/\{variant\}' uses unknown placeholder\(s\) variant"
+    ):
+        matrix_from_dict(data, source="m.yaml")
+    data["inits"] = [{"init": "transfer:t", "modalities": []}]
+    with pytest.raises(KitError, match=r"inits\[0\].modalities must be a non-empty list"):
+        matrix_from_dict(data, source="m.yaml")
 
 
 def _fake_run(spec, step, *, metrics=True, config=None):
