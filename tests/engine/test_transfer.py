@@ -259,3 +259,27 @@ def test_settings_are_checked(tiny_store, tiny_teacher, tmp_path):
     with pytest.raises(KitError, match="imagenet:ssd300_vgg16 or imagenet:densenet121_dsod"):
         transfer(cfg, tmp_path / "o", TransferSettings("imagenet:resnet50"))
     assert not (tmp_path / "o").exists()
+
+
+def test_an_imagenet_teacher_loads_torchvisions_file(tiny_store, tmp_path, monkeypatch, capsys):
+    from torchvision.models import densenet121
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cfg = student_config(tmp_path, tiny_store, iters=2)
+    argv = ["transfer", str(cfg), "--teacher", "imagenet:densenet121_dsod", "--out", str(tmp_path / "o")]
+    one_line_error(capsys, argv, "ImageNet weights for densenet121 not found", tmp_path / "o")
+
+    torch.manual_seed(0)
+    file = tmp_path / "torch" / "hub" / "checkpoints" / "densenet121-a639ec97.pth"
+    file.parent.mkdir(parents=True)
+    torch.save(densenet121(weights=None).state_dict(), file)
+    assert main([*argv, "--no-progress", "--layers", "backbone.first"]) == 0
+    student = load_checkpoint(tmp_path / "o" / "checkpoints" / "last.pt")
+    assert student["transfer"]["teacher"] == {
+        "source": "imagenet:densenet121_dsod", "kind": "imagenet", "model": "densenet121_dsod", "modality": "rgb",
+    }  # fmt: skip
+    # DenseNet-121's first map has 256 channels at stride 8; dsod_tiny's has its own count: a 1×1 adapter.
+    assert student["adapters"]["backbone_first.weight"].shape[:2] == (
+        256,
+        student["model"]["features.backbone.transition2.conv.weight"].shape[0],
+    )
