@@ -276,7 +276,8 @@ def test_an_imagenet_teacher_loads_torchvisions_file(tiny_store, tmp_path, monke
     assert main([*argv, "--no-progress", "--layers", "backbone.first"]) == 0
     student = load_checkpoint(tmp_path / "o" / "checkpoints" / "last.pt")
     assert student["transfer"]["teacher"] == {
-        "source": "imagenet:densenet121_dsod", "kind": "imagenet", "model": "densenet121_dsod", "modality": "rgb",
+        "source": "imagenet:densenet121_dsod", "kind": "imagenet", "model": "densenet121_dsod",
+        "modality": "rgb",
     }  # fmt: skip
     # DenseNet-121's first map has 256 channels at stride 8; dsod_tiny's has its own count: a 1×1 adapter.
     assert student["adapters"]["backbone_first.weight"].shape[:2] == (
