@@ -8,6 +8,7 @@ printing ones (the sweep's lines as they are, the demo's with a ``[demo HH:MM:SS
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from dsod_depth.cli.common import print_line
@@ -39,6 +40,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         choices=("appearance",),
         help="appearance: also train rgb, hha, rgb+hha from scratch with class-independent appearance",
     )
+    p.add_argument(
+        "--with-transfer",
+        action="store_true",
+        help="add the supervision-transfer column (depth, hha, rgb+hha students of the RGB detector)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars (step messages stay)")
     p.set_defaults(run=_run_demo)
 
@@ -49,6 +55,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     settings = demo_settings(
         full=args.full, seeds=args.seeds, iters=args.iters, num_train=args.num_train, num_test=args.num_test,
         appearance_randomness=args.appearance_randomness, ablations=tuple(args.ablation or ()) or None,
+        with_transfer=args.with_transfer or None,
     )  # fmt: skip
     result = run_demo(args.out, settings, progress=not args.no_progress, log=_demo_line)
     print()
@@ -208,18 +215,35 @@ def _run_sweep(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _resamples(text: str) -> int:
+    """``--bootstrap``: a whole number of resamples, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"takes a number of resamples >= 0 (0: no intervals); got {text!r}")
+    return value
+
+
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
-        help="scratch-vs-pretrained tables: mAP mean ± std over seeds, gains, domain mismatch",
+        help="scratch-vs-pretrained tables: mAP over seeds, gains, domain mismatch, 95 % intervals",
         description="Group finished runs by (dataset, modality, init) over seeds and write the "
         "comparison: Markdown (--out), CSV, LaTeX and JSON beside it with the same stem, and a bar "
-        "chart PNG. A folder that is not a run (e.g. a sweep's output) adds every run below it.",
+        "chart PNG. A folder that is not a run (e.g. a sweep's output) adds every run below it; folders "
+        "that train no detector (pretrain, transfer) are skipped with a note. Every mAP, gain and "
+        "mismatch figure gets a 95 % interval from a paired bootstrap over test images (VOC metrics).",
     )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (or folders holding them)")
     p.add_argument("--out", default="runs/comparison/comparison.md",
                    help="Markdown file to write (default runs/comparison/comparison.md)")  # fmt: skip
     p.add_argument("--no-chart", action="store_true", help="skip the bar chart PNG")
+    p.add_argument("--bootstrap", type=_resamples, default=1000, metavar="N",
+                   help="resamples of the test images for the intervals (default 1000; 0: none)")  # fmt: skip
+    p.add_argument("--bootstrap-seed", type=int, default=0, metavar="S",
+                   help="seed of the resamples (default 0: the same tables every time)")  # fmt: skip
     p.set_defaults(run=_run_compare)
 
 
@@ -227,8 +251,10 @@ def _run_compare(args: argparse.Namespace) -> int:
     from dsod_depth.experiments.compare import compare_runs
     from dsod_depth.experiments.tables import write_tables
 
-    result = compare_runs(args.run_dirs)
+    result = compare_runs(args.run_dirs, bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
     paths = write_tables(result, args.out, chart=not args.no_chart)
+    for note in result["notes"]:  # after the writing: a failure stays one error line
+        sys.stderr.write(f"note: {note}\n")
     print(paths["md"].read_text(encoding="utf-8"), end="")
     print(f"\ntables written: {', '.join(str(p) for p in paths.values())}")
     return 0

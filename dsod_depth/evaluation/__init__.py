@@ -7,10 +7,14 @@
 * :func:`coco_results`, :func:`coco_image`, :func:`coco_ground_truth` — the COCO entries ``eval`` and
   ``detect`` write (:mod:`dsod_depth.evaluation.io`, beside the readers).
 * :func:`format_table` — readable per-class table; :func:`write_json_atomic` — results to JSON safely.
+* :func:`match_files`, :func:`resample_counts`, :func:`resampled_ap`, :func:`resampled_map` — VOC AP
+  of a run's files on bootstrap resamples of its test images (:mod:`.bootstrap`, for ``compare``'s
+  intervals).
 
 pycocotools is imported only when the ``coco`` metric runs.
 """
 
+from dsod_depth.evaluation.bootstrap import match_files, resample_counts, resampled_ap, resampled_map
 from dsod_depth.evaluation.files import METRICS, evaluate_files
 from dsod_depth.evaluation.io import (
     coco_ground_truth,
@@ -42,6 +46,10 @@ __all__ = [
     "load_detections",
     "load_ground_truth",
     "match_detections",
+    "match_files",
+    "resample_counts",
+    "resampled_ap",
+    "resampled_map",
     "voc_ap_from_arrays",
     "write_json_atomic",
 ]

@@ -11,7 +11,23 @@ and returns plain containers (all scores are fractions in [0, 1], exact; the tab
   checkpoint, e.g. an RGB detector or a ``pretrain`` backbone);
 * the **domain mismatch** of a depth-based modality m (every modality other than plain ``rgb``,
   fusions included) for a pretrained init is Δ(rgb) − Δ(m): how much more the pretraining helps
-  colour images than m. Positive means the pretrained features transfer worse to m.
+  colour images than m. Positive means the pretrained features transfer worse to m. A ``transfer``
+  init (the student of a supervision-transfer run) has no figure: its teacher is the RGB network, so
+  there is no RGB student to take Δ(rgb) from; its Δ over scratch per modality is its figure;
+* with ``bootstrap`` resamples (default 1000), a **95 % interval** for every group mAP, every Δ and
+  every mismatch figure: a paired bootstrap over test images (:mod:`dsod_depth.evaluation.bootstrap`).
+  The resamples are drawn once per dataset, from ``numpy.random.default_rng(bootstrap_seed)`` over
+  its test images, and every run of the dataset is scored on the same ones, so Δ and mismatch
+  intervals are paired. Seeds are pooled per resample: a group's value on a resample is the mean of
+  its seeds' mAPs on that resample, Δ and mismatch are differences of these values on the same
+  resample, and the interval is their 2.5th–97.5th percentile. It covers the sampling of test images,
+  not seed variance (the std over seeds shows that). VOC metrics only: a COCO-scored dataset, or one
+  whose runs lack ``gt.json``/``detections.json``, gets no intervals and says why. Point estimates stay
+  the means of the runs' ``metrics.json``.
+
+Folders that train no detector (``pretrain`` and ``transfer`` runs, e.g. under a sweep's output; see
+:func:`~dsod_depth.engine.run_dir.run_kind`) are skipped and named in ``result["skipped"]`` and in a
+note, whether found below a folder argument or passed directly.
 
 Labels: the dataset of a run is the ``dataset`` attribute of its prepared store (``<store>/<test
 split>.h5``), or the store folder's name when the store cannot be read (e.g. run folders copied to
@@ -32,20 +48,22 @@ from pathlib import Path
 from typing import Any
 
 from dsod_depth.config import ExperimentConfig, load_config
-from dsod_depth.engine.run_dir import CONFIG_FILE, RunDir, read_eval_metrics
+from dsod_depth.engine.run_dir import CONFIG_FILE, RunDir, read_eval_metrics, run_kind
 from dsod_depth.errors import KitError
+from dsod_depth.experiments.intervals import CONFIDENCE, add_intervals
 from dsod_depth.experiments.naming import (
     canonical_modality,
     init_label,
     init_sort_key,
     is_rgb,
+    is_transfer,
     modality_sort_key,
 )
-from dsod_depth.experiments.tables import write_tables
+from dsod_depth.experiments.tables import skipped_note, write_tables
 
 __all__ = [
-    "compare_runs", "write_tables", "find_run_dirs", "read_run", "dataset_name", "dataset_variant",
-    "gains_and_mismatch",
+    "compare_runs", "write_tables", "find_run_dirs", "split_detector_runs", "read_run",
+    "dataset_name", "dataset_variant", "gains_and_mismatch",
 ]  # fmt: skip
 
 # Settings that must agree between the seeds of one group (else the mean mixes different experiments).
@@ -71,6 +89,19 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
     for run in runs:
         unique.setdefault(run.resolve(), run)
     return list(unique.values())
+
+
+def split_detector_runs(run_dirs: Iterable[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """(detector runs, skipped): the folders that train a detector, and ``{"run_dir", "kind"}`` for
+    each that trains none (``pretrain``, ``transfer``: no test metrics to table), in the given order."""
+    detectors, skipped = [], []
+    for run in run_dirs:
+        kind = run_kind(run)
+        if kind == "detector":
+            detectors.append(run)
+        else:
+            skipped.append({"run_dir": str(run), "kind": kind})
+    return detectors, skipped
 
 
 def _store_attrs(config: ExperimentConfig) -> dict[str, Any] | None:
@@ -202,7 +233,8 @@ def _group(dataset: str, modality: str, init: str, runs: list[dict[str, Any]], c
 
 def gains_and_mismatch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
     """Pretraining gains Δ and domain-mismatch figures from groups (``dataset``, ``modality``,
-    ``init``, ``map_mean``). Returns (gains, mismatch) in table order."""
+    ``init``, ``map_mean``). Returns (gains, mismatch) in table order; ``transfer`` inits get gains
+    but no mismatch figure (module docstring)."""
     mean = {(g["dataset"], g["modality"], g["init"]): g["map_mean"] for g in groups}
     gains = []
     for g in groups:
@@ -216,7 +248,7 @@ def gains_and_mismatch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], li
     mismatch = []
     for d in gains:
         rgb = delta.get((d["dataset"], "rgb", d["init"]))
-        if not is_rgb(d["modality"]) and rgb is not None:
+        if not is_rgb(d["modality"]) and rgb is not None and not is_transfer(d["init"]):
             mismatch.append({
                 "dataset": d["dataset"], "modality": d["modality"], "init": d["init"],
                 "delta_rgb": rgb, "delta_modality": d["delta"], "mismatch": rgb - d["delta"],
@@ -224,18 +256,39 @@ def gains_and_mismatch(groups: Sequence[dict[str, Any]]) -> tuple[list[dict], li
     return gains, mismatch
 
 
-def compare_runs(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
+def compare_runs(
+    run_dirs: Iterable[str | Path], *, bootstrap: int = 1000, bootstrap_seed: int = 0
+) -> dict[str, Any]:
     """Compare finished runs (folders, or folders holding run folders such as a sweep's output).
 
-    Returns ``{"runs", "groups", "gains", "mismatch", "datasets"}`` — lists of plain dicts (see the
-    module docstring); ``datasets`` gives per dataset its ``metric``, ``iou_threshold``, ``classes``,
-    ``modalities`` and ``inits`` in table order. Raises :class:`KitError` for a folder without test
-    metrics, two runs of the same cell and seed, seeds of one cell trained differently, or runs of
-    one dataset scored with different metrics.
+    Args:
+        run_dirs: run folders or folders above them; folders that train no detector are skipped.
+        bootstrap: resamples of the test images for the 95 % intervals (module docstring); 0 = none.
+        bootstrap_seed: seed of the resamples (the same seed gives the same intervals).
+
+    Returns ``{"runs", "groups", "gains", "mismatch", "datasets", "skipped", "notes", "bootstrap"}`` —
+    lists of plain dicts (see the module docstring); ``datasets`` gives per dataset its ``metric``,
+    ``iou_threshold``, ``classes``, ``modalities`` and ``inits`` in table order, ``intervals``
+    (``{"resamples", "seed", "num_images"}`` or None) and ``no_intervals`` (why not, or None).
+    Groups carry ``map_lo``/``map_hi``, gains ``delta_lo``/``delta_hi`` and mismatch figures
+    ``mismatch_lo``/``mismatch_hi`` (fractions; None without intervals). ``notes``: lines for the
+    user (skipped folders, datasets without intervals). Raises :class:`KitError` for a folder
+    without test metrics, two runs of the same cell and seed, seeds of one cell trained differently,
+    runs of one dataset scored with different metrics or on different test images, or detections
+    that do not give their run's mAP.
     """
-    runs = [read_run(d) for d in find_run_dirs(run_dirs)]
-    if not runs:
-        raise KitError("no run directories given")
+    wanted = {
+        "bootstrap": "a number of resamples >= 0 (0: no intervals)",
+        "bootstrap_seed": "an integer >= 0",
+    }
+    for name, value in (("bootstrap", bootstrap), ("bootstrap_seed", bootstrap_seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise KitError(f"{name} must be {wanted[name]}; got {value!r}")
+    folders, skipped = split_detector_runs(find_run_dirs(run_dirs))
+    note = skipped_note(skipped)
+    if not folders:
+        raise KitError("no run directories given" + (f" ({note[:-1]})" if note else ""))
+    runs = [read_run(d) for d in folders]
     for name in {r["dataset"] for r in runs}:  # frames made differently are different datasets
         mine = [r for r in runs if r["dataset"] == name]
         if len({r["variant"] for r in mine}) > 1:
@@ -264,6 +317,23 @@ def compare_runs(run_dirs: Iterable[str | Path]) -> dict[str, Any]:
             "iou_threshold": mine[0]["iou_threshold"],
             "classes": classes, "modalities": list(dict.fromkeys(m for m, _ in cells)),
             "inits": sorted({i for _, i in cells}, key=init_sort_key),
+            "intervals": None, "no_intervals": None,
         })  # fmt: skip
     gains, mismatch = gains_and_mismatch(groups)
-    return {"runs": runs, "groups": groups, "gains": gains, "mismatch": mismatch, "datasets": datasets}
+    for item, key in ((groups, "map"), (gains, "delta"), (mismatch, "mismatch")):
+        for entry in item:
+            entry[f"{key}_lo"] = entry[f"{key}_hi"] = None
+    notes = [note] if note else []
+    if bootstrap:
+        for dataset in datasets:
+            reason = add_intervals(
+                dataset, runs, groups, gains, mismatch, resamples=bootstrap, seed=bootstrap_seed
+            )
+            if reason is not None:
+                dataset["no_intervals"] = reason
+                notes.append(f"No intervals for {dataset['name']}: {reason}.")
+    return {
+        "runs": runs, "groups": groups, "gains": gains, "mismatch": mismatch, "datasets": datasets,
+        "skipped": skipped, "notes": notes,
+        "bootstrap": {"resamples": bootstrap, "seed": bootstrap_seed, "confidence": CONFIDENCE},
+    }  # fmt: skip

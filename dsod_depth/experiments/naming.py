@@ -24,6 +24,7 @@ __all__ = [
     "is_rgb",
     "modality_sort_key",
     "init_sort_key",
+    "is_transfer",
     "check_name",
     "metric_phrase",
 ]
@@ -63,9 +64,18 @@ def modality_sort_key(modality: str) -> tuple[int, int, str]:
 
 
 def init_sort_key(label: str) -> tuple[int, str]:
-    """scratch, imagenet, then every ``pretrained:NAME`` by name."""
+    """Table order of init labels: scratch (the reference of every Δ), imagenet, every
+    ``pretrained:NAME`` by name, then ``transfer`` (supervision-transfer students; a label
+    ``transfer:...`` sorts there too). Any other label sorts by name among the ``pretrained:`` ones."""
+    if is_transfer(label):
+        return (3, label)
     order = {"scratch": 0, "imagenet": 1}
     return (order.get(label, 2), label)
+
+
+def is_transfer(label: str) -> bool:
+    """True for the init label of supervision-transfer students: ``transfer`` (or ``transfer:...``)."""
+    return label.split(":", 1)[0] == "transfer"
 
 
 def check_name(name: str, what: str, source: str) -> str:

@@ -48,7 +48,16 @@ EXPECTED_MD = """\
 
 ## synthrooms
 
-Table 1. synthrooms: mAP [%] on the test split (VOC07 11-point AP at IoU 0.5), mean ± sample standard \
+Table 1. synthrooms: summary per modality. mAP [%] of each init on the test split (VOC07 11-point AP at \
+IoU 0.5), mean ± sample standard deviation over seeds (— when n = 1), then Δ = mAP(init) − mAP(scratch) of \
+each pretrained init, in points from the unrounded means; — = no such runs.
+
+| modality | scratch | imagenet | pretrained:rgb_pre | Δ imagenet | Δ pretrained:rgb_pre |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| rgb | 52.0 ± 2.8 | 61.0 ± 1.4 | — | +9.0 | — |
+| depth | 42.0 ± 2.8 | 45.0 ± — | 38.0 ± — | +3.0 | -4.0 |
+
+Table 2. synthrooms: mAP [%] on the test split (VOC07 11-point AP at IoU 0.5), mean ± sample standard \
 deviation over seeds (n seeds; — when n = 1). Δ = mAP(init) − mAP(scratch) of the same modality, in \
 points, from the unrounded means. Pretrained = every init other than scratch: imagenet = torchvision \
 ImageNet-1k weights; pretrained:rgb_pre = kit checkpoint /x/rgb_pre/checkpoints/last.pt. Seeds per cell: 1 \
@@ -63,7 +72,7 @@ process) = 1,600 images per run.
 | depth | imagenet | densenet121_dsod | 1 | 45.0 ± — | +3.0 |
 | depth | pretrained:rgb_pre | dsod_tiny | 1 | 38.0 ± — | -4.0 |
 
-Table 2. synthrooms: domain mismatch = Δ(rgb) − Δ(modality), in points from the unrounded means, for each \
+Table 3. synthrooms: domain mismatch = Δ(rgb) − Δ(modality), in points from the unrounded means, for each \
 depth-based modality and pretrained init: how much more the pretraining helps RGB than that modality \
 (positive: the pretrained features transfer worse to it).
 
@@ -71,7 +80,7 @@ depth-based modality and pretrained init: how much more the pretraining helps RG
 | --- | --- | ---: | ---: | ---: |
 | depth | imagenet | +9.0 | +3.0 | +6.0 |
 
-Table 3. synthrooms: AP per class [%] (VOC07 11-point AP at IoU 0.5), mean over seeds; — = class absent \
+Table 4. synthrooms: AP per class [%] (VOC07 11-point AP at IoU 0.5), mean over seeds; — = class absent \
 from the test split.
 
 | class | rgb / scratch | rgb / imagenet | depth / scratch | depth / imagenet | depth / pretrained:rgb_pre |
@@ -82,19 +91,21 @@ from the test split.
 """
 
 EXPECTED_CSV = """\
-dataset,modality,init,model,n,seeds,metric,map_pct,std_pct,delta_vs_scratch_pts,mismatch_pts,iters,\
-effective_batch,images,AP chair,AP table
-synthrooms,rgb,scratch,dsod_tiny,2,0 1,voc07,52.0,2.8,,,100,16,1600,42.0,62.0
-synthrooms,rgb,imagenet,densenet121_dsod,2,0 1,voc07,61.0,1.4,9.0,,100,16,1600,57.0,65.0
-synthrooms,depth,scratch,dsod_tiny,2,0 1,voc07,42.0,2.8,,,100,16,1600,32.0,52.0
-synthrooms,depth,imagenet,densenet121_dsod,1,0,voc07,45.0,,3.0,6.0,100,16,1600,35.0,55.0
-synthrooms,depth,pretrained:rgb_pre,dsod_tiny,1,0,voc07,38.0,,-4.0,,100,16,1600,38.0,
+dataset,modality,init,model,n,seeds,metric,map_pct,std_pct,map_lo_pct,map_hi_pct,delta_vs_scratch_pts,\
+delta_lo_pts,delta_hi_pts,mismatch_pts,mismatch_lo_pts,mismatch_hi_pts,iters,effective_batch,images,AP chair,\
+AP table
+synthrooms,rgb,scratch,dsod_tiny,2,0 1,voc07,52.0,2.8,,,,,,,,,100,16,1600,42.0,62.0
+synthrooms,rgb,imagenet,densenet121_dsod,2,0 1,voc07,61.0,1.4,,,9.0,,,,,,100,16,1600,57.0,65.0
+synthrooms,depth,scratch,dsod_tiny,2,0 1,voc07,42.0,2.8,,,,,,,,,100,16,1600,32.0,52.0
+synthrooms,depth,imagenet,densenet121_dsod,1,0,voc07,45.0,,,,3.0,,,6.0,,,100,16,1600,35.0,55.0
+synthrooms,depth,pretrained:rgb_pre,dsod_tiny,1,0,voc07,38.0,,,,-4.0,,,,,,100,16,1600,38.0,
 """
 
 
 def test_known_numbers_give_the_exact_markdown_and_csv(runs, tmp_path):
-    # The order of the arguments does not matter; a folder of runs expands to its runs.
-    result = compare_runs([runs / "h", runs / "a", runs])
+    # The order of the arguments does not matter; a folder of runs expands to its runs. Without the
+    # bootstrap the cells are plain (these runs have metrics only; intervals: test_compare_intervals.py).
+    result = compare_runs([runs / "h", runs / "a", runs], bootstrap=0)
     assert len(result["runs"]) == 8
     paths = write_tables(result, tmp_path / "out" / "table.md")
     assert paths["md"].read_text(encoding="utf-8") == EXPECTED_MD
@@ -104,9 +115,9 @@ def test_known_numbers_give_the_exact_markdown_and_csv(runs, tmp_path):
 
 
 def test_latex_has_every_table_with_escaped_text(runs):
-    tex = render_latex(compare_runs([runs]))
-    assert tex.count("\\begin{table}") == tex.count("\\end{table}") == 3
-    assert tex.count("\\begin{tabular}") == tex.count("\\toprule") == tex.count("\\bottomrule") == 3
+    tex = render_latex(compare_runs([runs], bootstrap=0))
+    assert tex.count("\\begin{table}") == tex.count("\\end{table}") == 4
+    assert tex.count("\\begin{tabular}") == tex.count("\\toprule") == tex.count("\\bottomrule") == 4
     assert "rgb & imagenet & densenet121\\_dsod & 2 & 61.0 $\\pm$ 1.4 & +9.0 \\\\" in tex
     assert "depth & imagenet & densenet121\\_dsod & 1 & 45.0 $\\pm$ --- & +3.0 \\\\" in tex
     assert "depth & imagenet & +9.0 & +3.0 & +6.0 \\\\" in tex
@@ -202,7 +213,7 @@ def test_not_a_run_and_bad_metrics_files(tmp_path, runs):
 
 def test_chart_and_cli(runs, tmp_path, capsys):
     out = tmp_path / "cmp" / "table.md"
-    assert main(["compare", str(runs), "--out", str(out)]) == 0
+    assert main(["compare", str(runs), "--out", str(out), "--bootstrap", "0"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(EXPECTED_MD) and "tables written:" in printed
     with Image.open(out.with_suffix(".png")) as image:
@@ -219,13 +230,13 @@ def test_two_datasets_get_their_own_sections_and_shared_csv_columns(runs, tmp_pa
     paths = write_tables(result, tmp_path / "two.md", chart=False)
     md = paths["md"].read_text()
     assert md.index("## nyudv2") < md.index("## synthrooms")
-    # Numbering runs on: nyudv2 has tables 1-3 (its mismatch table says why it is empty), synthrooms 4-6.
-    assert "Table 2. nyudv2: domain mismatch" in md and "No figure for nyudv2" in md
-    assert "Table 4. synthrooms: mAP [%]" in md
+    # Numbering runs on: nyudv2 has tables 1-4 (its mismatch table says why it is empty), synthrooms 5-8.
+    assert "Table 3. nyudv2: domain mismatch" in md and "No figure for nyudv2" in md
+    assert "Table 6. synthrooms: mAP [%]" in md
     assert md.index("| hha | scratch | dsod_tiny | 1 | 30.0 ± — | ref. |") < md.index("## synthrooms")
     header, first, *_ = paths["csv"].read_text().splitlines()
     assert header.endswith("AP bed,AP sofa,AP chair,AP table")
-    assert first == "nyudv2,hha,scratch,dsod_tiny,1,0,voc07,30.0,,,,100,16,1600,20.0,40.0,,"
+    assert first == "nyudv2,hha,scratch,dsod_tiny,1,0,voc07,30.0,,,,,,,,,,100,16,1600,20.0,40.0,,"
 
 
 def _synthrooms_store(folder, prep_args):
