@@ -20,7 +20,7 @@ before anything is written. The default budget fits about 15 minutes on two CPU 
 trains longer on more frames. ``--ablation appearance`` adds rgb, hha and rgb+hha from scratch on a
 second store whose appearance is independent of the class (``appearance_randomness`` 1), to show
 how much of the table comes from colour that tells the classes apart. ``--with-transfer`` adds the
-third init, supervision transfer (:mod:`dsod_depth.demo_transfer`). Each step's message goes to
+third init, supervision transfer (:mod:`dsod_depth.demo.transfer`). Each step's message goes to
 the ``log`` callable of :func:`run_demo`
 (the command line prints it with the time of day).
 """
@@ -202,7 +202,7 @@ def _transfer_column(
     out: Path, settings: DemoSettings, matrix: dict[str, Any], outcomes: list[RunOutcome], *, progress: bool,
     log: Callable[[str], None],
 ) -> tuple[list[dict[str, Any]], list[RunOutcome]]:  # fmt: skip
-    """Distil (:func:`~dsod_depth.demo_transfer.run_transfers`), then train the transfer cells with the
+    """Distil (:func:`~dsod_depth.demo.transfer.run_transfers`), then train the transfer cells with the
     sweep; returns the students' records and the new cells' outcomes."""
     store = Path(matrix["datasets"]["synthrooms"])
     count = len(TRANSFER_MODALITIES) * settings.seeds

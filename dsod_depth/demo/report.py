@@ -52,9 +52,10 @@ def result_rows(outcomes: list[RunOutcome], comparison: dict[str, Any]) -> list[
 def summary_table(comparison: dict[str, Any]) -> str:
     """The demo's compact Markdown table from :func:`compare_runs`'s groups and gains: mAP per modality
     (rows) × init (columns: scratch, RGB-pretrained, and transfer when it ran), mean ± sample std over
-    seeds, and each init's gain Δ over scratch (from the unrounded means). RGB has no transfer cell."""
+    seeds, and each init's gain Δ over scratch (from the unrounded means) with its 95 % bootstrap
+    interval over test images when compare made one. RGB has no transfer cell."""
     groups = {(g["modality"], _init_name(g["init"])): g for g in comparison["groups"]}
-    gains = {(g["modality"], _init_name(g["init"])): g["delta"] for g in comparison["gains"]}
+    gains = {(g["modality"], _init_name(g["init"])): g for g in comparison["gains"]}
     inits = [PRETRAINED_INIT] + ([TRANSFER_INIT] if any(i == TRANSFER_INIT for _, i in groups) else [])
     names = {PRETRAINED_INIT: "RGB-pretrained", TRANSFER_INIT: "transfer"}
     header = ["modality", "scratch mAP@0.5 [%]"] + [f"{names[i]} mAP@0.5 [%]" for i in inits]
@@ -63,9 +64,17 @@ def summary_table(comparison: dict[str, Any]) -> str:
     for modality in MODALITIES:
         cells = [modality_token(modality), map_cell(groups[(modality, "scratch")])]
         cells += [map_cell(groups[(modality, i)]) if (modality, i) in groups else "—" for i in inits]
-        cells += [f"{100 * gains[(modality, i)]:+.1f}" if (modality, i) in gains else "—" for i in inits]
+        cells += [_delta_cell(gains[(modality, i)]) if (modality, i) in gains else "—" for i in inits]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _delta_cell(gain: dict[str, Any]) -> str:
+    """A gain in points, ``-2.2`` or with its interval ``-2.2 [-4.1, -0.3]``."""
+    text = f"{100 * gain['delta']:+.1f}"
+    if gain.get("delta_lo") is not None:
+        text += f" [{100 * gain['delta_lo']:+.1f}, {100 * gain['delta_hi']:+.1f}]"
+    return text
 
 
 def write_demo_report(
@@ -98,7 +107,17 @@ def write_demo_report(
         "",
         table,
         "",
-        "Full comparison (per-class AP, domain-mismatch table, bar chart): [comparison.md](comparison.md)",
+        *(
+            [
+                "Δ [low, high]: 95 % paired-bootstrap interval over the test images (seeds pooled per "
+                "resample): how much Δ would move with another draw of test frames, not with another seed.",
+                "",
+            ]
+            if "[" in table
+            else []
+        ),
+        "Full comparison (intervals of every mAP, per-class AP, domain-mismatch table, bar chart): "
+        "[comparison.md](comparison.md)",
         "",
         "![mAP per modality and init](comparison.png)",
         "",

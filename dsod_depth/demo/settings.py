@@ -48,7 +48,7 @@ class DemoSettings:
     appearance_model: str = DEFAULT_APPEARANCE_MODEL  # SynthRooms appearance (see its CALIBRATION.md)
     appearance_randomness: float = DEFAULT_RANDOMNESS
     ablations: tuple[str, ...] = ()  # "appearance": also train on class-independent appearance
-    with_transfer: bool = False  # the supervision-transfer column (demo_transfer)
+    with_transfer: bool = False  # the supervision-transfer column (demo.transfer)
 
     @classmethod
     def full(cls, seeds: int = 3) -> DemoSettings:
