@@ -12,8 +12,13 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsod_depth.errors import KitError
+
+if TYPE_CHECKING:
+    from dsod_depth.config import ExperimentConfig
 
 __all__ = [
     "CONFIG_FLAGS",
@@ -89,3 +94,15 @@ def depth_scale(args: argparse.Namespace) -> float:
             f"--depth-scale applies to --depth-format plain only; {args.depth_format} has fixed units"
         )
     return 1000.0 if args.depth_scale is None else args.depth_scale
+
+
+def resumed_run(path: str, command: str) -> tuple[Path, ExperimentConfig]:
+    """(folder, config) of the run folder ``path`` given to ``COMMAND --resume``; a one-line error
+    when it is not a run folder."""
+    from dsod_depth.config import load_config
+    from dsod_depth.engine.run_dir import RunDir
+
+    run = RunDir(path)
+    if not run.is_run():
+        raise KitError(f"{run} is not a run directory (no config.yaml); pass a folder written by `{command}`")
+    return run.path, load_config(run.config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from dsod_depth.cli.common import config_overrides
+from dsod_depth.cli.common import config_overrides, resumed_run
 from dsod_depth.errors import KitError
 
 
@@ -38,13 +38,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config or args.out or overrides:
             raise KitError("--resume takes only the run directory: its config.yaml fixes every setting")
-        from dsod_depth.engine.run_dir import RunDir
-
-        run = RunDir(args.resume)
-        if not run.is_run():
-            raise KitError(f"{run} is not a run directory (no config.yaml); pass a folder written by `train`")
-        run_dir = run.path
-        config = load_config(run.config)
+        run_dir, config = resumed_run(args.resume, "train")
     else:
         if not args.config:
             raise KitError("give a config YAML (e.g. experiments/configs/synthrooms/rgb_scratch.yaml)")
@@ -149,7 +143,6 @@ def _add_transfer(sub: argparse._SubParsersAction) -> None:
 
 def _run_transfer(args: argparse.Namespace) -> int:
     from dsod_depth.config import load_config
-    from dsod_depth.engine.run_dir import RunDir
     from dsod_depth.engine.transfer import TransferSettings, transfer
     from dsod_depth.models.taps import DEFAULT_LAYERS
 
@@ -160,12 +153,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
             raise KitError(
                 "--resume takes only the run directory: its config.yaml and transfer.json fix the rest"
             )
-        run = RunDir(args.resume)
-        if not run.is_run():
-            raise KitError(
-                f"{run} is not a run directory (no config.yaml); pass a folder written by `transfer`"
-            )
-        out, config, settings = run.path, load_config(run.config), None
+        (out, config), settings = resumed_run(args.resume, "transfer"), None
     else:
         if not args.config or not args.teacher or not args.out:
             raise KitError("give CONFIG.yaml, --teacher RUN_OR_CHECKPOINT and --out RUN_DIR")

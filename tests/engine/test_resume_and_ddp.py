@@ -22,6 +22,15 @@ def run_cli(*args, **popen):
     return subprocess.Popen([sys.executable, "-m", "dsod_depth", *args], env=env, cwd=REPO, **popen)
 
 
+def kill_at_first_checkpoint(proc: subprocess.Popen, last: Path) -> None:
+    """SIGKILL ``proc`` as soon as the checkpoint ``last`` exists (it must still be running then)."""
+    deadline = time.monotonic() + 600
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+
+
 def test_resume_after_sigkill_is_bit_identical(tiny_store, tmp_path):
     cfg = write_config(
         tmp_path / "cfg.yaml", tiny_store, train={"iters": 8, "checkpoint_every": 2, "seed": 5}
@@ -29,13 +38,8 @@ def test_resume_after_sigkill_is_bit_identical(tiny_store, tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_cli("train", str(cfg), "--out", str(straight), "--no-progress").wait(timeout=600) == 0
 
-    proc = run_cli("train", str(cfg), "--out", str(killed), "--no-progress")
     last = killed / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 600
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_at_first_checkpoint(run_cli("train", str(cfg), "--out", str(killed), "--no-progress"), last)
     interrupted_at = load_checkpoint(last)["step"]
     assert 2 <= interrupted_at < 8
 

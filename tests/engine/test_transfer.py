@@ -4,8 +4,6 @@ a killed run resumes bit-identically, and bad inputs are one line with nothing w
 from __future__ import annotations
 
 import json
-import signal
-import time
 
 import pytest
 import torch
@@ -22,7 +20,7 @@ from dsod_depth.engine.trainer import train
 from dsod_depth.engine.transfer import TransferSettings, transfer
 from dsod_depth.errors import KitError
 from tests.engine.conftest import write_config
-from tests.engine.test_resume_and_ddp import run_cli
+from tests.engine.test_resume_and_ddp import kill_at_first_checkpoint, run_cli
 
 
 def heldout(run) -> list[float]:
@@ -151,13 +149,8 @@ def test_transfer_killed_and_resumed_is_bit_identical(tiny_store, tiny_teacher, 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     args = ["transfer", str(cfg), "--teacher", str(tiny_teacher), "--no-progress"]
     assert run_cli(*args, "--out", str(straight)).wait(timeout=600) == 0
-    proc = run_cli(*args, "--out", str(killed))
     last = killed / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 600
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    kill_at_first_checkpoint(run_cli(*args, "--out", str(killed)), last)
     assert 2 <= load_checkpoint(last)["step"] < 8
     assert run_cli("transfer", "--resume", str(killed), "--no-progress").wait(timeout=600) == 0
     a, b = (load_checkpoint(run / "checkpoints" / "last.pt") for run in (straight, killed))
