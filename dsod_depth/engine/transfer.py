@@ -26,7 +26,8 @@ The loop is the trainer's: same optimiser rule and schedule (``optim``), same da
 ``checkpoint_every`` / ``log_every``, a locked run folder, exact resume (bit-identical on CPU), and
 ``metrics.jsonl`` + TensorBoard with ``loss`` (distillation, training batches) and ``heldout_loss``
 (the same loss on the first ``heldout_frames`` frames of the test split, correctly paired, student
-in eval mode; at step 0, every ``train.eval_every`` steps and at the end). One process (CPU or one GPU).
+in eval mode; at step 0, every ``train.eval_every`` steps and at the end), ``train.amp`` (float16 with loss
+scaling) and ``train.channels_last``. One process (CPU or one GPU).
 
 Run folder: ``config.yaml``, ``run_kind`` (``transfer``), ``transfer.json`` (the settings and the
 teacher), ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/last.pt``, and ``summary.json`` once
@@ -171,6 +172,9 @@ def _build(config: ExperimentConfig, settings: TransferSettings) -> _Parts:
         for layer in layers
     }  # fmt: skip
     distiller = Distiller(student.features, adapters, layers).to(device)
+    if config.train.channels_last:  # the trainer's layout option, for both networks
+        distiller.to(memory_format=torch.channels_last)
+        view.features.to(memory_format=torch.channels_last)
     distiller.info = student.info  # the architecture, for the checkpoint's inference record
     return _Parts(
         config, settings, teacher, student_frames, train_pairs, heldout_pairs, distiller, view, device
@@ -226,6 +230,8 @@ class _TransferLoop:
         config = parts.config
         self.optimiser = optimiser_for(parts.distiller, config.optim)
         self.amp_dtype = amp_dtype_for(config, parts.device)
+        # float16 autocast needs loss scaling against underflowing gradients, as in the trainer.
+        self.scaler = torch.amp.GradScaler(parts.device.type, enabled=self.amp_dtype == torch.float16)
         self.step = 0
         self.record = {
             "settings": {**asdict(parts.settings), "layers": list(parts.settings.layers)},
@@ -246,6 +252,7 @@ class _TransferLoop:
             self.parts.distiller.adapters.load_state_dict(checkpoint["adapters"])
             self.parts.distiller.target_stats = {k: tuple(v) for k, v in checkpoint["target_stats"].items()}
             self.optimiser.load_state_dict(checkpoint["optimiser"])
+            self.scaler.load_state_dict(checkpoint["scaler"])
             self.step = checkpoint["step"]
             restore_rng_state(checkpoint["rng"])
             logger = MetricsLogger(run.path)
@@ -270,6 +277,7 @@ class _TransferLoop:
             "adapters": parts.distiller.adapters.state_dict(),
             "target_stats": {k: list(v) for k, v in parts.distiller.target_stats.items()},
             "optimiser": self.optimiser.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "rng": capture_rng_state(),
             "step": self.step, "iters": config.train.iters, "kind": "transfer",
             "modality": frames.modality, "in_channels": frames.in_channels,
@@ -307,6 +315,9 @@ class _TransferLoop:
                 student, teacher = next(batches)
                 teacher = torch.stack(teacher) if isinstance(teacher, list) else teacher
                 student, teacher = student.to(parts.device), teacher.to(parts.device)
+                if cfg.channels_last:
+                    student = student.contiguous(memory_format=torch.channels_last)
+                    teacher = teacher.contiguous(memory_format=torch.channels_last)
                 student, teacher = flip_pairs(
                     (cfg.seed * 1_000_003 + self.step) * 64 + micro, student, teacher
                 )
@@ -320,11 +331,13 @@ class _TransferLoop:
                     raise KitError(
                         f"the distillation loss became {current} at step {self.step + 1}; lower optim.lr"
                     )
-                (loss / config.optim.accumulate).backward()
+                self.scaler.scale(loss / config.optim.accumulate).backward()
                 value += current / config.optim.accumulate
             if config.optim.grad_clip > 0:
+                self.scaler.unscale_(self.optimiser)
                 torch.nn.utils.clip_grad_norm_(distiller.parameters(), config.optim.grad_clip)
-            self.optimiser.step()
+            self.scaler.step(self.optimiser)
+            self.scaler.update()
             self.step += 1
             images += cfg.batch_size * config.optim.accumulate
             bar.update(1)

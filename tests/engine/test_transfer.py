@@ -277,3 +277,22 @@ def test_an_imagenet_teacher_loads_torchvisions_file(tiny_store, tmp_path, monke
         256,
         student["model"]["features.backbone.transition2.conv.weight"].shape[0],
     )
+
+
+def test_channels_last_gives_the_same_student_and_accumulation_runs(tiny_store, tiny_teacher, tmp_path):
+    # The memory layout changes the kernels, not the result beyond rounding.
+    runs = {}
+    for name, train_options, optim in (
+        ("plain", {"batch_size": 2}, {}),
+        ("channels_last", {"batch_size": 2, "channels_last": True}, {}),
+        ("accumulate", {"batch_size": 2}, {"accumulate": 2}),
+    ):
+        cfg = write_config(
+            tmp_path / f"{name}.yaml", tiny_store, data={"modality": "hha"},
+            train={"iters": 2, **train_options}, optim=optim,
+        )  # fmt: skip
+        transfer(load_config(cfg), tmp_path / name, TransferSettings(str(tiny_teacher)), progress=False)
+        runs[name] = load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")["model"]
+    for key, value in runs["plain"].items():
+        torch.testing.assert_close(runs["channels_last"][key], value, rtol=1e-4, atol=1e-5)
+    assert any(not torch.equal(runs["accumulate"][k], v) for k, v in runs["plain"].items())  # 4 frames a step
