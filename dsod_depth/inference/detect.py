@@ -120,16 +120,15 @@ def _figure(detector: Detector, frame: tuple, groups: TensorSample, prediction: 
 
 def _cloud(detector: Detector, frame: tuple, camera: Intrinsics, prediction: Prediction, path: Path,
            score: float) -> None:  # fmt: skip
-    from dsod_depth.viz.cloud import frame_cloud, save_ply
-    from dsod_depth.viz.detections import DEFAULT_MAX_DETECTIONS, image_panels, shown_detections
+    from dsod_depth.viz.cloud import save_ply, shown_frame_cloud
+    from dsod_depth.viz.detections import image_panels
     from dsod_depth.viz.style import class_colors
 
     rgb, depth, raw = frame
-    keep = shown_detections(prediction.scores, score, DEFAULT_MAX_DETECTIONS)  # as drawn in the figure
     base = image_panels(rgb=rgb, depth=depth, raw_depth=raw, camera=camera)[0][1]  # RGB, else jet depth
-    cloud = frame_cloud(
-        depth, camera, base_colors=base, det_boxes=prediction.boxes[keep], det_labels=prediction.labels[keep],
-        det_scores=prediction.scores[keep], class_colors=class_colors(len(detector.classes)),
+    cloud, _ = shown_frame_cloud(
+        depth, camera, base_colors=base, boxes=prediction.boxes, labels=prediction.labels,
+        scores=prediction.scores, class_colors=class_colors(len(detector.classes)), score_threshold=score,
     )  # fmt: skip
     save_ply(cloud, path)
 

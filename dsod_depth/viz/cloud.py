@@ -107,6 +107,30 @@ def frame_cloud(
     return FrameCloud(points=points, colors=colors, labels=labels, pixel_index=index)
 
 
+def shown_frame_cloud(
+    depth: np.ndarray,
+    intrinsics: Intrinsics,
+    *,
+    base_colors: np.ndarray,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    class_colors: np.ndarray,
+    score_threshold: float,
+) -> tuple[FrameCloud, int]:
+    """:func:`frame_cloud` highlighting the detections a 2D figure of the frame draws (score ≥
+    ``score_threshold``, at most :data:`~dsod_depth.viz.detections.DEFAULT_MAX_DETECTIONS`), so the 3D
+    view and the figure agree; returns the cloud and how many detections it highlights."""
+    from dsod_depth.viz.detections import DEFAULT_MAX_DETECTIONS, shown_detections
+
+    keep = shown_detections(scores, score_threshold, DEFAULT_MAX_DETECTIONS)
+    cloud = frame_cloud(
+        depth, intrinsics, base_colors=base_colors, det_boxes=boxes[keep], det_labels=labels[keep],
+        det_scores=scores[keep], class_colors=class_colors,
+    )  # fmt: skip
+    return cloud, len(keep)
+
+
 def save_ply(cloud: FrameCloud, path: str | os.PathLike) -> Path:
     """Write the cloud (points in metres, colours) as a binary PLY with Open3D, atomically."""
     import open3d as o3d

@@ -99,19 +99,18 @@ def _write_cloud(samples, index: int, boxes, stem: Path, *, title: str, class_na
                  score_threshold: float) -> tuple[Path, Path]:  # fmt: skip
     """3D view of frame ``index`` of the store: ``<stem>.ply`` and ``<stem>.png``, highlighting the
     detections the frame's 2D figure draws. Returns (png, ply)."""
-    from dsod_depth.viz.cloud import frame_cloud, render_cloud, save_ply
-    from dsod_depth.viz.detections import DEFAULT_MAX_DETECTIONS, frame_panels, shown_detections
+    from dsod_depth.viz.cloud import render_cloud, save_ply, shown_frame_cloud
+    from dsod_depth.viz.detections import frame_panels
 
-    keep = shown_detections(boxes.det_scores, score_threshold, DEFAULT_MAX_DETECTIONS)  # as drawn in 2D
     depth = samples.read(index, ["depth"])["depth"]
     base = frame_panels(samples, index)[0][1]  # RGB when the store has it, else the colourised depth
-    cloud = frame_cloud(
-        depth, samples.camera(index), base_colors=base, det_boxes=boxes.det_boxes[keep],
-        det_labels=boxes.det_labels[keep], det_scores=boxes.det_scores[keep], class_colors=colors,
+    cloud, shown = shown_frame_cloud(
+        depth, samples.camera(index), base_colors=base, boxes=boxes.det_boxes, labels=boxes.det_labels,
+        scores=boxes.det_scores, class_colors=colors, score_threshold=score_threshold,
     )  # fmt: skip
     # Suffixes appended, not substituted: an image id may itself contain a dot.
     ply = save_ply(cloud, stem.parent / f"{stem.name}.ply")
-    title += (f": {len(cloud.points):,} points; those in the {len(keep)} detected boxes "
+    title += (f": {len(cloud.points):,} points; those in the {shown} detected boxes "
               f"(score ≥ {score_threshold:.2f}) in class colours")  # fmt: skip
     fig = render_cloud(cloud, title=title, class_names=class_names, class_colors=colors)
     return save_figure(fig, stem.parent / f"{stem.name}.png"), ply
