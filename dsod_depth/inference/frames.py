@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from dsod_depth.data.depth_io import _DEEP_MODES, read_depth, read_nyu_raw_depth, read_sun_depth
+from dsod_depth.data.depth_io import read_depth, read_nyu_raw_depth, read_sun_depth
 from dsod_depth.data.frame_files import FRAME_FOLDERS, INTRINSICS_FILE
 from dsod_depth.errors import KitError
 from dsod_depth.geometry.camera import Intrinsics, read_sunrgbd_intrinsics
@@ -433,19 +433,6 @@ def read_rgb(path: str | Path) -> np.ndarray:
     Raises:
         KitError: unreadable file, or a 16-bit single-channel image (depth given as colour).
     """
-    from PIL import Image, UnidentifiedImageError
+    from dsod_depth.data.image_io import read_colour
 
-    path = _existing(path, "rgb")
-    try:
-        with Image.open(path) as im:
-            if im.mode in _DEEP_MODES:
-                raise KitError(
-                    f"{path} is a 16-bit single-channel image (mode {im.mode}), not a colour image; "
-                    "were colour and depth swapped?"
-                )
-            rgb = np.array(im.convert("RGB"))  # a writable copy (torch warns on read-only arrays)
-    except Image.DecompressionBombError as err:
-        raise KitError(f"{path}: the image header claims an implausible size ({err})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise KitError(f"{path} is not a readable image ({err})") from None
-    return rgb
+    return read_colour(_existing(path, "rgb"), unreadable="{path} is not a readable image ({err})")

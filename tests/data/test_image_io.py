@@ -50,3 +50,10 @@ def test_truncated_jpeg_names_the_file(tmp_path):
     (tmp_path / "a.jpg").write_bytes(data[: len(data) // 2])
     with pytest.raises(KitError, match="is unreadable"):
         read_dataset_rgb(tmp_path / "a.jpg")
+
+
+def test_a_16_bit_depth_image_is_refused_by_the_dataset_reader_too(tmp_path):
+    # One decoder for datasets and users' frames: a depth PNG filed as the colour image is named.
+    Image.fromarray(np.full((8, 8), 1500, dtype=np.uint16)).save(tmp_path / "depth_as_colour.png")
+    with pytest.raises(KitError, match=r"depth_as_colour\.png is a 16-bit single-channel image .*swapped"):
+        read_dataset_rgb(tmp_path / "depth_as_colour.png")
