@@ -340,6 +340,7 @@ class Trainer:
                 self.logger.log({
                     "step": self.state.step, **{k: round(v, 6) for k, v in losses.items()}, "lr": lr,
                     "images_per_s": round(window_images / max(elapsed, 1e-9), 3),
+                    "processes": self.info.world_size,  # effective batch = batch · accumulate · processes
                 })  # fmt: skip
                 window_start, window_images = time.perf_counter(), 0
             final = self.state.step == cfg.iters

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from dsod_depth.config import ExperimentConfig, load_config
-from dsod_depth.engine.run_dir import CONFIG_FILE, RunDir, read_eval_metrics, run_kind
+from dsod_depth.engine.run_dir import CONFIG_FILE, RunDir, read_eval_metrics, read_metrics_log, run_kind
 from dsod_depth.errors import KitError
 from dsod_depth.experiments.intervals import CONFIDENCE, add_intervals
 from dsod_depth.experiments.naming import (
@@ -153,6 +153,17 @@ def dataset_variant(config: ExperimentConfig, attrs: Any = _UNREAD) -> str | Non
     return f"appearance {model}, randomness {float(prep['appearance_randomness']):g}"
 
 
+def _processes(run: RunDir) -> int:
+    """How many processes trained the run (DDP ranks; the sweep's ``--gpus-per-run`` divides
+    ``optim.accumulate`` by it), from its training log; 1 for a log without the field."""
+    try:
+        records = read_metrics_log(run)
+    except KitError:  # a damaged log does not stop a comparison; the caption then assumes one process
+        return 1
+    counts = [r["processes"] for r in records if isinstance(r.get("processes"), int)]
+    return counts[-1] if counts else 1
+
+
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """One finished run as a flat record (labels, setup, scores as fractions)."""
     run = RunDir(run_dir)
@@ -163,6 +174,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         )
     config = load_config(run.config)
     metrics = read_eval_metrics(run, config.data.test_split)
+    processes = _processes(run)
     attrs = _store_attrs(config)  # one read of the store for both labels
     dataset, source = dataset_name(config, attrs)
     return {
@@ -179,7 +191,8 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         "iters": config.train.iters,
         "batch_size": config.train.batch_size,
         "accumulate": config.optim.accumulate,
-        "effective_batch": config.train.batch_size * config.optim.accumulate,
+        "processes": processes,
+        "effective_batch": config.train.batch_size * config.optim.accumulate * processes,
         "split": config.data.test_split,
         "metric": metrics["metric"],
         "iou_threshold": metrics.get("iou_threshold"),
@@ -227,7 +240,7 @@ def _group(dataset: str, modality: str, init: str, runs: list[dict[str, Any]], c
         "dataset": dataset, "modality": modality, "init": init, "n": len(runs),
         "seeds": [r["seed"] for r in runs], "run_dirs": [r["run_dir"] for r in runs],
         "map_values": maps, "map_mean": mean, "map_std": std, "ap_per_class": per_class,
-        **{k: first[k] for k in (*_SETUP_KEYS, "effective_batch")},
+        **{k: first[k] for k in (*_SETUP_KEYS, "processes", "effective_batch")},
     }  # fmt: skip
 
 

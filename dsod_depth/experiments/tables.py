@@ -88,16 +88,17 @@ def _seeds_phrase(groups: list[dict[str, Any]]) -> str:
 
 
 def _budget_phrase(groups: list[dict[str, Any]]) -> str:
-    budgets: dict[tuple[int, int, int], list[str]] = {}
+    budgets: dict[tuple[int, int, int, int], list[str]] = {}
     for g in groups:
-        key = (g["iters"], g["batch_size"], g["accumulate"])
+        key = (g["iters"], g["batch_size"], g["accumulate"], g.get("processes", 1))
         budgets.setdefault(key, []).append(f"{g['modality']}/{g['init']}")
     parts = []
-    for (iters, batch, accumulate), cells in budgets.items():
-        effective = batch * accumulate
+    for (iters, batch, accumulate, processes), cells in budgets.items():
+        effective = batch * accumulate * processes
+        ranks = f" × {processes} processes" if processes > 1 else ""
         text = (
             f"{iters:,} iterations × effective batch {effective} (batch_size {batch} × accumulate "
-            f"{accumulate} per process) = {iters * effective:,} images per run"
+            f"{accumulate} per process{ranks}) = {iters * effective:,} images per run"
         )
         parts.append(text if len(budgets) == 1 else f"{text} ({', '.join(cells)})")
     label = "Training budget" if len(budgets) == 1 else "Training budgets"

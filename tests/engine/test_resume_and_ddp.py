@@ -79,6 +79,8 @@ def test_two_process_gloo_ddp_matches_single_process(tiny_store, tmp_path):
     ]  # fmt: skip
     subprocess.run(cmd, env=env, cwd=REPO, check=True, timeout=600, capture_output=True)
     assert report.read_text().split() == ["2", "1"]  # two ranks, identical parameters
+    logged = {r["processes"] for r in read_metrics(tmp_path / "ddp" / "metrics.jsonl") if "loss" in r}
+    assert logged == {2}  # what compare multiplies the effective batch by
 
     single = load_checkpoint(tmp_path / "single" / "checkpoints" / "last.pt")["model"]
     ddp = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")["model"]

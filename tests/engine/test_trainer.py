@@ -27,6 +27,7 @@ def test_training_reduces_loss_and_writes_the_run(tiny_store, tmp_path):
     first, last = sum(r["loss"] for r in records[:3]) / 3, sum(r["loss"] for r in records[-3:]) / 3
     assert last < first, (first, last)
     assert all(k in records[0] for k in ("loss_loc", "loss_conf", "lr", "images_per_s"))
+    assert {r["processes"] for r in records} == {1}  # compare's effective batch reads it
     ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
     assert ckpt["step"] == 16 and ckpt["config"]["train"]["iters"] == 16
     # The final evaluation wrote COCO files and metrics, and the best checkpoint.

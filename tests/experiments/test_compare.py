@@ -272,3 +272,23 @@ def test_synthrooms_appearance_is_stated_and_different_appearances_are_not_mixed
         "synthrooms (appearance materials, randomness 0.1)",
         "synthrooms (appearance materials, randomness 1)",
     ]
+
+
+def test_the_training_budget_counts_the_processes_of_a_ddp_run(runs):
+    # `sweep --gpus-per-run 4` divides optim.accumulate by 4: the effective batch is 4 times the config's.
+    for name in ("a", "b"):
+        log = runs / name / "metrics.jsonl"
+        log.write_text(json.dumps({"step": 100, "loss": 1.0, "processes": 4}) + "\n")
+    result = compare_runs([runs], bootstrap=0)
+    rgb = next(g for g in result["groups"] if (g["modality"], g["init"]) == ("rgb", "scratch"))
+    assert (rgb["processes"], rgb["effective_batch"]) == (4, 64)
+    md = write_tables(result, runs.parent / "t.md", chart=False)["md"].read_text()
+    assert (
+        "100 iterations × effective batch 64 (batch_size 8 × accumulate 2 per process × 4 processes) = "
+        "6,400 images per run (rgb/scratch)" in md
+    )
+    (runs / "c" / "metrics.jsonl").write_text("{not json\n")  # a damaged log: one process assumed
+    assert (
+        next(r for r in compare_runs([runs], bootstrap=0)["runs"] if r["run_dir"].endswith("c"))["processes"]
+        == 1
+    )
