@@ -133,6 +133,7 @@ class _Parts:
     distiller: Distiller
     view: TeacherView
     device: torch.device
+    build: dict[str, Any]  # the student's architecture (model.info["build"]), for the inference record
 
 
 def _build(config: ExperimentConfig, settings: TransferSettings) -> _Parts:
@@ -146,7 +147,7 @@ def _build(config: ExperimentConfig, settings: TransferSettings) -> _Parts:
     frames = DetectionDataset(data.store, data.train_split, union, data.input_size)
     test_frames = DetectionDataset(data.store, data.test_split, union, data.input_size)
     partner = None
-    if settings.pairing == "shuffled":  # a derangement-free permutation is enough: fixed, seeded
+    if settings.pairing == "shuffled":  # a fixed, seeded permutation: a frame rarely meets itself
         partner = torch.randperm(
             len(frames), generator=torch.Generator().manual_seed(config.train.seed + 1)
         ).tolist()
@@ -175,10 +176,10 @@ def _build(config: ExperimentConfig, settings: TransferSettings) -> _Parts:
     if config.train.channels_last:  # the trainer's layout option, for both networks
         distiller.to(memory_format=torch.channels_last)
         view.features.to(memory_format=torch.channels_last)
-    distiller.info = student.info  # the architecture, for the checkpoint's inference record
     return _Parts(
-        config, settings, teacher, student_frames, train_pairs, heldout_pairs, distiller, view, device
-    )
+        config, settings, teacher, student_frames, train_pairs, heldout_pairs, distiller, view, device,
+        student.info["build"],
+    )  # fmt: skip
 
 
 def transfer(
@@ -282,7 +283,7 @@ class _TransferLoop:
             "step": self.step, "iters": config.train.iters, "kind": "transfer",
             "modality": frames.modality, "in_channels": frames.in_channels,
             "class_names": list(frames.class_names), "config": to_dict(config), "transfer": self.record,
-            "inference": dataset_inference_record(parts.distiller.info["build"], frames, kind="backbone"),
+            "inference": dataset_inference_record(parts.build, frames, kind="backbone"),
             "cpu_threads": torch.get_num_threads(),
         })  # fmt: skip
 
