@@ -74,7 +74,7 @@ def _imagenet_teacher(name: str, input_size: tuple[int, int]) -> Teacher:
 def _checkpoint_teacher(source: str, *, allow_any: bool) -> Teacher:
     from dsod_depth.engine.checkpoint import read_inference_record
     from dsod_depth.engine.init import load_source
-    from dsod_depth.models import build_detector
+    from dsod_depth.models import rebuild_detector
 
     file, checkpoint = load_source(source)
     kind = checkpoint.get("kind", "detector")
@@ -92,12 +92,7 @@ def _checkpoint_teacher(source: str, *, allow_any: bool) -> Teacher:
         )
     build = record["build"]
     try:
-        model = build_detector(
-            build["name"],
-            num_classes=build["num_classes"],
-            in_channels=build["in_channels"],
-            **build["options"],
-        )
+        model = rebuild_detector(build)
     except KitError as err:
         raise KitError(f"teacher {file}: cannot rebuild its architecture ({err})") from None
     state = {k[len("features.") :]: v for k, v in checkpoint["model"].items() if k.startswith("features.")}

@@ -134,7 +134,7 @@ class Detector:
         from dsod_depth.engine.checkpoint import load_checkpoint, read_inference_record
         from dsod_depth.engine.device import select_device
         from dsod_depth.engine.run_dir import resolve_checkpoint
-        from dsod_depth.models import build_detector
+        from dsod_depth.models import rebuild_detector
 
         ckpt_path, _ = resolve_checkpoint(path)
         checkpoint = load_checkpoint(ckpt_path)
@@ -147,13 +147,7 @@ class Detector:
             record = _record_from_config(checkpoint, ckpt_path, store)
         else:
             record = read_inference_record(checkpoint, ckpt_path)
-        build = record["build"]
-        model = build_detector(
-            build["name"],
-            num_classes=build["num_classes"],
-            in_channels=build["in_channels"],
-            **build["options"],
-        )
+        model = rebuild_detector(record["build"])
         try:
             model.load_state_dict(checkpoint["model"])
         except RuntimeError as err:

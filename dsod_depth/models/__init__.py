@@ -12,7 +12,7 @@ multi-scale structure) → :mod:`.heads` → :mod:`.detector` (features + defaul
 # Each family registers its detectors in factory.DETECTORS when its module is imported.
 from dsod_depth.models import baselines, dsod_detectors  # noqa: F401
 from dsod_depth.models.detector import SingleShotDetector
-from dsod_depth.models.factory import DETECTORS, build_detector, detector_options
+from dsod_depth.models.factory import DETECTORS, build_detector, detector_options, rebuild_detector
 from dsod_depth.models.heads import L2Norm, MultiBoxHead
 from dsod_depth.models.inference import prepare_for_inference
 from dsod_depth.models.layers import CAFFE_BN_MOMENTUM, count_parameters
@@ -29,4 +29,5 @@ __all__ = [
     "count_parameters",
     "detector_options",
     "prepare_for_inference",
+    "rebuild_detector",
 ]

@@ -63,14 +63,21 @@ INIT_OPTIONS = ("init", "weights_path", "first_conv")
 def build_spec(name: str, *, num_classes: int, in_channels: int, **options) -> dict:
     """Plain description of an architecture: ``{"name", "num_classes", "in_channels", "options"}``,
     the initialisation options dropped and tuples made lists, so that
-    ``build_detector(spec["name"], num_classes=..., in_channels=..., **spec["options"])`` rebuilds it
-    (untrained) and the spec fits a ``weights_only`` checkpoint."""
+    :func:`rebuild_detector` rebuilds it (untrained) and the spec fits a ``weights_only`` checkpoint."""
 
     def plain(value):
         return [plain(v) for v in value] if isinstance(value, (tuple, list)) else value
 
     kept = {k: plain(v) for k, v in sorted(options.items()) if k not in INIT_OPTIONS}
     return {"name": name, "num_classes": num_classes, "in_channels": in_channels, "options": kept}
+
+
+def rebuild_detector(spec: dict) -> SingleShotDetector:
+    """The untrained detector a :func:`build_spec` describes (e.g. a checkpoint's inference record's
+    ``build``)."""
+    return build_detector(
+        spec["name"], num_classes=spec["num_classes"], in_channels=spec["in_channels"], **spec["options"]
+    )
 
 
 def detector_options(name: str) -> dict[str, object]:
