@@ -36,7 +36,7 @@ from dsod_depth.engine.checkpoint import dataset_inference_record, save_checkpoi
 from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.model_setup import build_model_for, optimiser_for
 from dsod_depth.engine.run_dir import RunDir, run_lock, write_run_kind
-from dsod_depth.engine.schedule import lr_factor
+from dsod_depth.engine.schedule import set_learning_rate
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import write_text_atomic
 from dsod_depth.models.classifier import BackboneClassifier
@@ -108,9 +108,7 @@ def _pretrain_into(
         )  # fmt: skip
         model.train()
         for images, labels in loader:
-            lr = config.optim.lr * lr_factor(step, config.optim, config.train.iters)
-            for group in optimiser.param_groups:
-                group["lr"] = lr
+            lr = set_learning_rate(optimiser, config.optim, step, config.train.iters)
             loss = F.cross_entropy(model(images), labels)
             value = float(loss.detach())
             if not math.isfinite(value):

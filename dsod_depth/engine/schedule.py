@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from dsod_depth.config import OptimConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def lr_factor(step: int, optim: OptimConfig, total_steps: int) -> float:
@@ -23,3 +27,14 @@ def lr_factor(step: int, optim: OptimConfig, total_steps: int) -> float:
         alpha = step / optim.warmup_iters
         factor *= optim.warmup_factor * (1 - alpha) + alpha
     return factor
+
+
+def set_learning_rate(
+    optimiser: torch.optim.Optimizer, optim: OptimConfig, step: int, total_steps: int
+) -> float:
+    """Give every parameter group of ``optimiser`` the rate of step ``step`` (``optim.lr`` ×
+    :func:`lr_factor`); returns it. The trainer, pretraining and supervision transfer all call this."""
+    lr = optim.lr * lr_factor(step, optim, total_steps)
+    for group in optimiser.param_groups:
+        group["lr"] = lr
+    return lr

@@ -47,7 +47,7 @@ from dsod_depth.engine.evaluator import evaluate
 from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.model_setup import build_model_for, optimiser_for
 from dsod_depth.engine.run_dir import RunDir, RunExists, run_lock
-from dsod_depth.engine.schedule import lr_factor
+from dsod_depth.engine.schedule import set_learning_rate
 from dsod_depth.errors import KitError
 from dsod_depth.fileio import write_text_atomic
 
@@ -225,11 +225,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def set_lr(self) -> float:
-        optim = self.config.optim
-        lr = optim.lr * lr_factor(self.state.step, optim, self.config.train.iters)
-        for group in self.optimiser.param_groups:
-            group["lr"] = lr
-        return lr
+        return set_learning_rate(self.optimiser, self.config.optim, self.state.step, self.config.train.iters)
 
     def train_step(self, batches: Iterator) -> dict[str, float]:
         """One optimiser step over ``accumulate`` micro-batches; returns the averaged losses."""

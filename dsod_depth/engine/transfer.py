@@ -70,8 +70,8 @@ from dsod_depth.engine.distill import (
 from dsod_depth.engine.distributed import DistInfo
 from dsod_depth.engine.logging import MetricsLogger
 from dsod_depth.engine.model_setup import build_model_for, optimiser_for
-from dsod_depth.engine.run_dir import RunDir, run_kind, run_lock, write_run_kind
-from dsod_depth.engine.schedule import lr_factor
+from dsod_depth.engine.run_dir import RunDir, read_metrics_log, run_kind, run_lock, write_run_kind
+from dsod_depth.engine.schedule import set_learning_rate
 from dsod_depth.engine.teacher import Teacher, load_teacher
 from dsod_depth.engine.trainer import micro_batches
 from dsod_depth.errors import KitError
@@ -307,14 +307,12 @@ class _TransferLoop:
         start, images = time.perf_counter(), 0
         distiller.train()
         while self.step < cfg.iters:
-            lr = config.optim.lr * lr_factor(self.step, config.optim, cfg.iters)
-            for group in self.optimiser.param_groups:
-                group["lr"] = lr
+            lr = set_learning_rate(self.optimiser, config.optim, self.step, cfg.iters)
             self.optimiser.zero_grad(set_to_none=True)
             value = 0.0
             for micro in range(config.optim.accumulate):
                 student, teacher = next(batches)
-                teacher = torch.stack(teacher) if isinstance(teacher, list) else teacher
+                teacher = torch.stack(teacher)  # collate keeps the second items as a list
                 student, teacher = student.to(parts.device), teacher.to(parts.device)
                 if cfg.channels_last:
                     student = student.contiguous(memory_format=torch.channels_last)
@@ -374,7 +372,5 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _last_heldout(run: RunDir) -> float | None:
-    from dsod_depth.engine.run_dir import read_metrics_log
-
     values = [r["heldout_loss"] for r in read_metrics_log(run) if "heldout_loss" in r]
     return values[-1] if values else None
