@@ -17,6 +17,7 @@ from dsod_depth.demo.settings import (
 )
 from dsod_depth.experiments.naming import modality_token
 from dsod_depth.experiments.runs import RunOutcome
+from dsod_depth.experiments.tables import points_cell
 from dsod_depth.fileio import write_text_atomic
 
 
@@ -64,17 +65,9 @@ def summary_table(comparison: dict[str, Any]) -> str:
     for modality in MODALITIES:
         cells = [modality_token(modality), map_cell(groups[(modality, "scratch")])]
         cells += [map_cell(groups[(modality, i)]) if (modality, i) in groups else "—" for i in inits]
-        cells += [_delta_cell(gains[(modality, i)]) if (modality, i) in gains else "—" for i in inits]
+        cells += [points_cell(gains.get((modality, i)), "delta") for i in inits]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _delta_cell(gain: dict[str, Any]) -> str:
-    """A gain in points, ``-2.2`` or with its interval ``-2.2 [-4.1, -0.3]``."""
-    text = f"{100 * gain['delta']:+.1f}"
-    if gain.get("delta_lo") is not None:
-        text += f" [{100 * gain['delta_lo']:+.1f}, {100 * gain['delta_hi']:+.1f}]"
-    return text
 
 
 def write_demo_report(

@@ -117,16 +117,14 @@ def flip_pairs(generator_seed: int, *tensors: torch.Tensor) -> list[torch.Tensor
 @torch.no_grad()
 def target_stats(view: TeacherView, pairs: PairedFrames, count: int, device: torch.device) -> dict:
     """Per layer (mean [C], std [C]) of the teacher's maps over the first ``count`` frames."""
-    sums: dict[str, list[torch.Tensor]] = {}
-    for start in range(0, min(count, len(pairs)), 16):
-        batch = [
-            pairs.frames[i][0][pairs.teacher_channels]
-            for i in range(start, min(start + 16, count, len(pairs)))
-        ]
+    count = min(count, len(pairs))
+    sums: dict[str, list] = {}  # layer → [values counted, Σ x [C], Σ x² [C]] in float64
+    for start in range(0, count, 16):
+        batch = [pairs.frames[i][0][pairs.teacher_channels] for i in range(start, min(start + 16, count))]
         for layer, m in view(torch.stack(batch).to(device)).items():
-            m = m.float().transpose(0, 1).flatten(1)  # [C, N·H·W]
-            acc = sums.setdefault(layer, [torch.zeros(m.shape[0], dtype=torch.float64, device=device)] * 3)
-            sums[layer] = [acc[0] + m.shape[1], acc[1] + m.double().sum(1), acc[2] + m.double().pow(2).sum(1)]
+            m = m.double().transpose(0, 1).flatten(1)  # [C, N·H·W]
+            acc = sums.setdefault(layer, [0, 0.0, 0.0])
+            acc[0], acc[1], acc[2] = acc[0] + m.shape[1], acc[1] + m.sum(1), acc[2] + m.pow(2).sum(1)
     stats = {}
     for layer, (n, s, s2) in sums.items():
         mean = s / n
